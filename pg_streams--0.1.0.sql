@@ -1,0 +1,551 @@
+-- pg_streams 0.1.0: DynamoDB-style streams of committed row changes.
+\echo Use "CREATE EXTENSION pg_streams" to load this file. \quit
+
+GRANT USAGE ON SCHEMA streams TO PUBLIC;
+
+--------------------------------------------------------------------------
+-- Storage
+--------------------------------------------------------------------------
+
+-- One row per stream, enabled or disabled-but-retained. The output plugin
+-- reads this table while decoding, under historic snapshots, so it must be a
+-- user catalog table.
+CREATE TABLE streams.stream (
+    stream_id      integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    relid          oid         NOT NULL,
+    table_name     text        NOT NULL,   -- schema.table at enable time
+    stream_label   text        NOT NULL,
+    stream_arn     text        NOT NULL UNIQUE,
+    aws_region     text        NOT NULL,
+    view_type      text        NOT NULL
+        CHECK (view_type IN ('KEYS_ONLY', 'NEW_IMAGE', 'OLD_IMAGE', 'NEW_AND_OLD_IMAGES')),
+    shard_count    integer     NOT NULL CHECK (shard_count BETWEEN 1 AND 256),
+    retention      interval    NOT NULL,
+    bucket_seconds integer     NOT NULL,   -- width of one storage segment
+    key_columns    text[]      NOT NULL,
+    status         text        NOT NULL DEFAULT 'ENABLED' CHECK (status IN ('ENABLED', 'DISABLED')),
+    created_at     timestamptz NOT NULL,
+    disabled_at    timestamptz,
+    start_lsn      pg_lsn      NOT NULL,
+    saved_identity jsonb,                  -- replica identities to restore on disable
+    owner          oid         NOT NULL
+) WITH (user_catalog_table = true);
+CREATE UNIQUE INDEX stream_one_enabled_per_table ON streams.stream (relid) WHERE status = 'ENABLED';
+
+-- The records. Partitioned by stream, then by arrival time in segments of
+-- bucket_seconds, so that retention drops whole segments.
+CREATE TABLE streams.record (
+    stream_id integer     NOT NULL,
+    shard     integer     NOT NULL,
+    lsn       bigint      NOT NULL,   -- commit LSN of the transaction
+    idx       integer     NOT NULL,   -- change index within the transaction
+    arrival   timestamptz NOT NULL,   -- commit time
+    record    text        NOT NULL    -- the DynamoDB stream record, as decoded
+) PARTITION BY LIST (stream_id);
+CREATE INDEX record_position ON streams.record (stream_id, shard, lsn, idx);
+
+CREATE TABLE streams.segment (
+    stream_id   integer     NOT NULL,
+    lower_bound timestamptz NOT NULL,
+    upper_bound timestamptz NOT NULL,
+    relname     name        NOT NULL,
+    PRIMARY KEY (stream_id, lower_bound)
+);
+
+REVOKE ALL ON streams.stream, streams.record, streams.segment FROM PUBLIC;
+
+--------------------------------------------------------------------------
+-- C helpers
+--------------------------------------------------------------------------
+
+CREATE FUNCTION streams._caller() RETURNS oid
+    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'pgs_caller';
+COMMENT ON FUNCTION streams._caller() IS
+    'Internal: the role that called into pg_streams (outside SECURITY DEFINER).';
+
+CREATE FUNCTION streams._capture_ready() RETURNS void
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgs_capture_ready';
+COMMENT ON FUNCTION streams._capture_ready() IS
+    'Internal: waits until this database''s capture slot exists; raises if it cannot.';
+
+CREATE FUNCTION streams._invalidate() RETURNS void
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgs_invalidate';
+COMMENT ON FUNCTION streams._invalidate() IS
+    'Internal: makes the output plugin re-read stream configuration from this commit on.';
+
+REVOKE ALL ON FUNCTION streams._caller(), streams._capture_ready(), streams._invalidate() FROM PUBLIC;
+
+--------------------------------------------------------------------------
+-- Internal SQL helpers
+--------------------------------------------------------------------------
+
+CREATE FUNCTION streams._raise(sqlstate text, aws_exception text, message text, hint text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, DETAIL = aws_exception,
+                          HINT = coalesce(hint, '');
+END $$;
+
+CREATE FUNCTION streams._seq(lsn bigint, idx integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    SELECT '1' || lpad(lsn::text, 20, '0') || lpad(idx::text, 10, '0')
+$$;
+
+CREATE FUNCTION streams._parse_seq(seq text, OUT lsn bigint, OUT idx integer)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF seq IS NULL OR seq !~ '^1[0-9]{30}$' OR substr(seq, 2, 20)::numeric > 9223372036854775807 THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('Invalid SequenceNumber: %s (expected the 31-digit SequenceNumber of a record of this stream)',
+                   coalesce(seq, 'null')));
+    END IF;
+    lsn := substr(seq, 2, 20)::bigint;
+    idx := substr(seq, 22, 10)::bigint::integer;
+END $$;
+
+CREATE FUNCTION streams._shard_id(stream streams.stream, shard integer) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'shardId-' || lpad(floor(extract(epoch FROM stream.created_at) * 1000)::bigint::text, 20, '0')
+           || '-' || substr(md5(stream.stream_arn || '#' || shard), 1, 8)
+$$;
+
+CREATE FUNCTION streams._find_stream(stream_arn text) RETURNS streams.stream
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s streams.stream;
+BEGIN
+    SELECT * INTO s FROM streams.stream AS st WHERE st.stream_arn = _find_stream.stream_arn;
+    IF NOT FOUND THEN
+        PERFORM streams._raise('42704', 'ResourceNotFoundException',
+            format('Requested resource not found: Stream: %s not found', coalesce(stream_arn, 'null')));
+    END IF;
+    RETURN s;
+END $$;
+
+-- Checks that the calling role may read the stream's table.
+CREATE FUNCTION streams._check_read(s streams.stream) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller oid := streams._caller();
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class WHERE oid = s.relid) THEN
+        IF has_table_privilege(caller, s.relid, 'SELECT') THEN
+            RETURN;
+        END IF;
+    ELSIF (SELECT rolsuper FROM pg_roles WHERE oid = caller) OR caller = s.owner THEN
+        RETURN;  -- table dropped: its stream stays readable to its owner until trimmed
+    END IF;
+    PERFORM streams._raise('42501', 'AccessDeniedException',
+        format('permission denied to read stream %s: SELECT on table %s is required', s.stream_arn, s.table_name));
+END $$;
+
+-- The replica identity of one relation, to restore it later.
+CREATE FUNCTION streams._identity_of(rel oid) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('rel', c.oid, 'ident', c.relreplident::text,
+               'index', (SELECT quote_ident(ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                         WHERE i.indrelid = c.oid AND i.indisreplident))
+    FROM pg_class c WHERE c.oid = rel
+$$;
+
+REVOKE ALL ON FUNCTION streams._raise(text, text, text, text), streams._parse_seq(text),
+    streams._find_stream(text), streams._check_read(streams.stream), streams._identity_of(oid),
+    streams._shard_id(streams.stream, integer), streams._seq(bigint, integer) FROM PUBLIC;
+
+--------------------------------------------------------------------------
+-- Streams API (DynamoDB: UpdateTable StreamSpecification, ListStreams,
+-- DescribeStream, GetShardIterator, GetRecords)
+--------------------------------------------------------------------------
+
+CREATE FUNCTION streams.enable_stream(tbl regclass,
+                                      view_type text DEFAULT 'NEW_AND_OLD_IMAGES',
+                                      shard_count integer DEFAULT 4,
+                                      retention interval DEFAULT '24 hours')
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller  oid := streams._caller();
+    c       pg_class;
+    nsp     name;
+    keys    text[];
+    rels    oid[];
+    saved   jsonb := '[]'::jsonb;
+    r       oid;
+    label   text;
+    arn     text;
+    region  text := current_setting('pg_streams.aws_region');
+    created timestamptz := clock_timestamp();
+    sid     integer;
+BEGIN
+    IF tbl IS NULL THEN
+        PERFORM streams._raise('22004', 'ValidationException', 'tbl must not be null');
+    END IF;
+    IF view_type IS NULL OR view_type NOT IN ('NEW_IMAGE', 'OLD_IMAGE', 'NEW_AND_OLD_IMAGES', 'KEYS_ONLY') THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('1 validation error detected: Value %s at ''streamSpecification.streamViewType'' failed to satisfy constraint: Member must satisfy enum value set: [NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES, KEYS_ONLY]',
+                   coalesce(quote_literal(view_type), 'null')));
+    END IF;
+    IF shard_count IS NULL OR shard_count NOT BETWEEN 1 AND 256 THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('shard_count must be between 1 and 256, got %s', coalesce(shard_count::text, 'null')));
+    END IF;
+    IF retention IS NULL OR retention < interval '1 second' OR retention > interval '365 days' THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('retention must be between 1 second and 365 days, got %s', coalesce(retention::text, 'null')));
+    END IF;
+
+    SELECT * INTO c FROM pg_class WHERE oid = tbl;
+    nsp := (SELECT nspname FROM pg_namespace WHERE oid = c.relnamespace);
+    IF c.relkind NOT IN ('r', 'p') THEN
+        PERFORM streams._raise('42809', 'ValidationException', format('"%s" is not a table', tbl));
+    END IF;
+    IF c.relpersistence <> 'p' THEN
+        PERFORM streams._raise('0A000', 'ValidationException',
+            format('cannot stream %s table %s: its changes are not written to WAL',
+                   CASE c.relpersistence WHEN 'u' THEN 'unlogged' ELSE 'temporary' END, tbl));
+    END IF;
+    IF nsp IN ('streams', 'pg_catalog', 'information_schema') OR nsp LIKE 'pg_toast%' THEN
+        PERFORM streams._raise('0A000', 'ValidationException', format('cannot stream table %s of schema %s', tbl, nsp));
+    END IF;
+    IF NOT pg_has_role(caller, c.relowner, 'USAGE') THEN
+        PERFORM streams._raise('42501', 'AccessDeniedException', format('must be owner of table %s', c.relname));
+    END IF;
+    IF EXISTS (SELECT 1 FROM streams.stream s WHERE s.relid = tbl AND s.status = 'ENABLED') THEN
+        PERFORM streams._raise('55000', 'ValidationException',
+            format('Table already has an enabled stream: %s', tbl),
+            'Call streams.disable_stream first to replace it.');
+    END IF;
+    IF EXISTS (SELECT 1 FROM streams.stream s
+               WHERE s.status = 'ENABLED'
+                 AND (s.relid IN (SELECT relid FROM pg_partition_ancestors(tbl))
+                      OR s.relid IN (SELECT relid FROM pg_partition_tree(tbl)))) THEN
+        PERFORM streams._raise('55000', 'ValidationException',
+            format('a partition or partitioned ancestor of %s already has an enabled stream', tbl));
+    END IF;
+
+    -- Keys: the primary key, else the replica identity index.
+    SELECT array_agg(a.attname::text ORDER BY k.ord) INTO keys
+    FROM pg_index i
+         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+    WHERE i.indrelid = tbl AND i.indisprimary;
+    IF keys IS NULL THEN
+        SELECT array_agg(a.attname::text ORDER BY k.ord) INTO keys
+        FROM pg_index i
+             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indrelid = tbl AND i.indisreplident;
+    END IF;
+    IF keys IS NULL THEN
+        PERFORM streams._raise('55000', 'ValidationException',
+            format('table %s has no primary key or replica identity index', tbl),
+            'Stream records are keyed like DynamoDB items: add a PRIMARY KEY, or a unique index on NOT NULL columns and ALTER TABLE ... REPLICA IDENTITY USING INDEX.');
+    END IF;
+
+    -- Before this transaction writes anything: the capture slot must exist,
+    -- so that every change committed after this one is decoded.
+    PERFORM streams._capture_ready();
+
+    -- Images need every column of the old row, TOASTed ones included.
+    IF view_type <> 'KEYS_ONLY' THEN
+        SELECT array_agg(pc.oid ORDER BY pc.oid) INTO rels
+        FROM pg_class pc
+        WHERE (pc.oid = tbl OR pc.oid IN (SELECT relid FROM pg_partition_tree(tbl)))
+          AND pc.relkind IN ('r', 'p') AND pc.relreplident <> 'f';
+        FOREACH r IN ARRAY coalesce(rels, '{}') LOOP
+            saved := saved || jsonb_build_array(streams._identity_of(r));
+            EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', r::regclass);
+        END LOOP;
+        IF rels IS NOT NULL THEN
+            RAISE NOTICE 'pg_streams: REPLICA IDENTITY FULL set on %: view type % needs complete old row images',
+                array_to_string(rels::regclass[], ', '), view_type
+                USING HINT = 'streams.disable_stream restores the previous replica identity.';
+        END IF;
+    END IF;
+
+    label := to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS');
+    arn := format('arn:aws:dynamodb:%s:%s:table/%s.%s/stream/%s', region,
+                  current_setting('pg_streams.aws_account_id'), nsp, c.relname, label);
+    INSERT INTO streams.stream (relid, table_name, stream_label, stream_arn, aws_region, view_type,
+                                shard_count, retention, bucket_seconds, key_columns, created_at,
+                                start_lsn, saved_identity, owner)
+    VALUES (tbl, format('%s.%s', nsp, c.relname), label, arn, region, view_type, shard_count, retention,
+            greatest(1, least(3600, floor(extract(epoch FROM retention) / 24)))::integer, keys, created,
+            pg_current_wal_insert_lsn(), CASE WHEN saved = '[]' THEN NULL ELSE saved END, caller)
+    RETURNING stream_id INTO sid;
+    EXECUTE format('CREATE TABLE streams.%I PARTITION OF streams.record FOR VALUES IN (%s) PARTITION BY RANGE (arrival)',
+                   'record_' || sid, sid);
+    PERFORM streams._invalidate();
+
+    RETURN jsonb_build_object(
+        'TableName', format('%s.%s', nsp, c.relname),
+        'StreamSpecification', jsonb_build_object('StreamEnabled', true, 'StreamViewType', view_type),
+        'LatestStreamLabel', label,
+        'LatestStreamArn', arn);
+END $$;
+COMMENT ON FUNCTION streams.enable_stream(regclass, text, integer, interval) IS
+    'Turns on a stream for a table (DynamoDB UpdateTable StreamSpecification).';
+
+CREATE FUNCTION streams.disable_stream(tbl regclass) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller oid := streams._caller();
+    s      streams.stream;
+    item   jsonb;
+    rel    regclass;
+BEGIN
+    IF tbl IS NULL THEN
+        PERFORM streams._raise('22004', 'ValidationException', 'tbl must not be null');
+    END IF;
+    IF NOT pg_has_role(caller, (SELECT relowner FROM pg_class WHERE oid = tbl), 'USAGE') THEN
+        PERFORM streams._raise('42501', 'AccessDeniedException', format('must be owner of table %s', tbl));
+    END IF;
+    SELECT * INTO s FROM streams.stream st WHERE st.relid = tbl AND st.status = 'ENABLED' FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM streams._raise('55000', 'ValidationException', format('Table %s has no enabled stream', tbl));
+    END IF;
+    UPDATE streams.stream SET status = 'DISABLED', disabled_at = clock_timestamp()
+    WHERE stream_id = s.stream_id;
+    FOR item IN SELECT * FROM jsonb_array_elements(coalesce(s.saved_identity, '[]')) LOOP
+        rel := to_regclass((item->>'rel')::oid::regclass::text);
+        CONTINUE WHEN rel IS NULL;
+        EXECUTE format('ALTER TABLE %s REPLICA IDENTITY %s', rel,
+                       CASE item->>'ident' WHEN 'd' THEN 'DEFAULT' WHEN 'n' THEN 'NOTHING'
+                                           WHEN 'i' THEN 'USING INDEX ' || (item->>'index') END);
+    END LOOP;
+    PERFORM streams._invalidate();
+    RETURN jsonb_build_object(
+        'TableName', s.table_name,
+        'StreamSpecification', jsonb_build_object('StreamEnabled', false),
+        'LatestStreamLabel', s.stream_label,
+        'LatestStreamArn', s.stream_arn);
+END $$;
+COMMENT ON FUNCTION streams.disable_stream(regclass) IS
+    'Turns off the stream of a table; its records stay readable until the retention period ends.';
+
+CREATE FUNCTION streams.list_streams(tbl regclass DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('Streams', coalesce(jsonb_agg(jsonb_build_object(
+               'StreamArn', s.stream_arn, 'TableName', s.table_name, 'StreamLabel', s.stream_label)
+               ORDER BY s.stream_id), '[]'::jsonb))
+    FROM streams.stream s
+    WHERE tbl IS NULL OR s.relid = tbl
+$$;
+COMMENT ON FUNCTION streams.list_streams(regclass) IS
+    'Lists streams, enabled and retained ones, optionally of one table (DynamoDB ListStreams).';
+
+CREATE FUNCTION streams.describe_stream(stream_arn text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s streams.stream := streams._find_stream(stream_arn);
+    shards jsonb;
+BEGIN
+    SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'ShardId', streams._shard_id(s, n),
+               'SequenceNumberRange', jsonb_build_object(
+                   'StartingSequenceNumber', streams._seq((s.start_lsn - '0/0')::bigint, 0),
+                   'EndingSequenceNumber', CASE WHEN s.status = 'DISABLED' THEN
+                       (SELECT streams._seq(r.lsn, r.idx) FROM streams.record r
+                        WHERE r.stream_id = s.stream_id AND r.shard = n
+                        ORDER BY r.lsn DESC, r.idx DESC LIMIT 1) END)))
+           ORDER BY n)
+    INTO shards
+    FROM generate_series(0, s.shard_count - 1) AS n;
+    RETURN jsonb_build_object('StreamDescription', jsonb_build_object(
+        'StreamArn', s.stream_arn,
+        'StreamLabel', s.stream_label,
+        'StreamStatus', s.status,
+        'StreamViewType', s.view_type,
+        'CreationRequestDateTime', extract(epoch FROM s.created_at),
+        'TableName', s.table_name,
+        'KeySchema', (SELECT jsonb_agg(jsonb_build_object('AttributeName', k,
+                                 'KeyType', CASE WHEN o = 1 THEN 'HASH' ELSE 'RANGE' END) ORDER BY o)
+                      FROM unnest(s.key_columns) WITH ORDINALITY AS u(k, o)),
+        'Shards', shards));
+END $$;
+COMMENT ON FUNCTION streams.describe_stream(text) IS
+    'Describes a stream and its shards (DynamoDB DescribeStream).';
+
+CREATE FUNCTION streams.get_shard_iterator(stream_arn text, shard_id text, shard_iterator_type text,
+                                           sequence_number text DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s     streams.stream := streams._find_stream(stream_arn);
+    shard integer;
+    pos   record;
+    lsn   bigint;
+    idx   integer;
+BEGIN
+    PERFORM streams._check_read(s);
+    SELECT n INTO shard FROM generate_series(0, s.shard_count - 1) AS n
+    WHERE streams._shard_id(s, n) = shard_id;
+    IF shard IS NULL THEN
+        PERFORM streams._raise('42704', 'ResourceNotFoundException',
+            format('Requested resource not found: Shard: %s in Stream: %s not found', coalesce(shard_id, 'null'), stream_arn));
+    END IF;
+    IF shard_iterator_type IS NULL OR shard_iterator_type NOT IN
+            ('TRIM_HORIZON', 'LATEST', 'AT_SEQUENCE_NUMBER', 'AFTER_SEQUENCE_NUMBER') THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('1 validation error detected: Value %s at ''shardIteratorType'' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, AT_SEQUENCE_NUMBER, TRIM_HORIZON]',
+                   coalesce(quote_literal(shard_iterator_type), 'null')));
+    END IF;
+    IF shard_iterator_type IN ('AT_SEQUENCE_NUMBER', 'AFTER_SEQUENCE_NUMBER') THEN
+        IF sequence_number IS NULL THEN
+            PERFORM streams._raise('22023', 'ValidationException',
+                format('SequenceNumber is required for ShardIteratorType %s', shard_iterator_type));
+        END IF;
+        pos := streams._parse_seq(sequence_number);
+        lsn := pos.lsn;
+        idx := CASE shard_iterator_type WHEN 'AT_SEQUENCE_NUMBER' THEN pos.idx - 1 ELSE pos.idx END;
+    ELSIF sequence_number IS NOT NULL THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('SequenceNumber must not be given for ShardIteratorType %s', shard_iterator_type));
+    ELSIF shard_iterator_type = 'TRIM_HORIZON' THEN
+        lsn := 0; idx := -1;
+    ELSE
+        -- LATEST: after everything committed so far.
+        lsn := (pg_current_wal_insert_lsn() - '0/0')::bigint; idx := -1;
+    END IF;
+    RETURN translate(encode(convert_to(format('pgs1:%s:%s:%s:%s', s.stream_id, shard, lsn, idx), 'UTF8'), 'base64'), E'\n', '');
+END $$;
+COMMENT ON FUNCTION streams.get_shard_iterator(text, text, text, text) IS
+    'Returns an iterator into one shard of a stream (DynamoDB GetShardIterator).';
+
+CREATE FUNCTION streams.get_records(shard_iterator text, "limit" integer DEFAULT 1000) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    parts   text[];
+    s       streams.stream;
+    shard   integer;
+    lsn     bigint;
+    idx     integer;
+    records jsonb;
+    last    record;
+    next_it text;
+BEGIN
+    BEGIN
+        parts := regexp_match(convert_from(decode(shard_iterator, 'base64'), 'UTF8'),
+                              '^pgs1:([0-9]+):([0-9]+):([0-9]+):(-?[0-9]+)$');
+    EXCEPTION WHEN OTHERS THEN
+        parts := NULL;
+    END;
+    IF parts IS NULL THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('Invalid ShardIterator: %s', coalesce(shard_iterator, 'null')));
+    END IF;
+    IF "limit" IS NULL OR "limit" < 1 OR "limit" > 1000 THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('1 validation error detected: Value %s at ''limit'' failed to satisfy constraint: Member must have value between 1 and 1000',
+                   coalesce("limit"::text, 'null')));
+    END IF;
+    SELECT * INTO s FROM streams.stream st WHERE st.stream_id = parts[1]::integer;
+    IF NOT FOUND THEN
+        PERFORM streams._raise('42704', 'ResourceNotFoundException',
+            'Requested resource not found: the stream of this iterator no longer exists');
+    END IF;
+    PERFORM streams._check_read(s);
+    shard := parts[2]::integer; lsn := parts[3]::bigint; idx := parts[4]::integer;
+
+    SELECT jsonb_agg(r.record::jsonb ORDER BY r.lsn, r.idx), max(ROW(r.lsn, r.idx)::record)
+      INTO records, last
+    FROM (SELECT rec.lsn, rec.idx, rec.record FROM streams.record rec
+          WHERE rec.stream_id = s.stream_id AND rec.shard = get_records.shard
+            AND (rec.lsn, rec.idx) > (get_records.lsn, get_records.idx)
+          ORDER BY rec.lsn, rec.idx
+          LIMIT "limit") r;
+    IF records IS NOT NULL THEN
+        lsn := (last).f1; idx := (last).f2;
+    END IF;
+    IF records IS NULL AND s.status = 'DISABLED' THEN
+        next_it := NULL;   -- a closed shard, read to its end
+    ELSE
+        next_it := translate(encode(convert_to(format('pgs1:%s:%s:%s:%s', s.stream_id, shard, lsn, idx), 'UTF8'), 'base64'), E'\n', '');
+    END IF;
+    RETURN jsonb_build_object('Records', coalesce(records, '[]'::jsonb), 'NextShardIterator', next_it);
+END $$;
+COMMENT ON FUNCTION streams.get_records(text, integer) IS
+    'Reads up to "limit" (1..1000) records from a shard iterator (DynamoDB GetRecords).';
+
+--------------------------------------------------------------------------
+-- Capture worker helpers (not for users)
+--------------------------------------------------------------------------
+
+-- Creates the storage segments covering [lo, hi] for one stream.
+CREATE FUNCTION streams._ensure_segments(p_stream integer, lo timestamptz, hi timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    width integer;
+    b     bigint;
+    lower timestamptz;
+    name  text;
+BEGIN
+    SELECT bucket_seconds INTO width FROM streams.stream WHERE stream_id = p_stream;
+    IF width IS NULL THEN
+        RETURN;
+    END IF;
+    b := floor(extract(epoch FROM lo) / width)::bigint * width;
+    WHILE to_timestamp(b) <= hi LOOP
+        lower := to_timestamp(b);
+        IF NOT EXISTS (SELECT 1 FROM streams.segment WHERE stream_id = p_stream AND lower_bound = lower) THEN
+            name := format('record_%s_%s', p_stream, b);
+            EXECUTE format('CREATE TABLE streams.%I PARTITION OF streams.%I FOR VALUES FROM (%L) TO (%L)',
+                           name, 'record_' || p_stream, lower, to_timestamp(b + width));
+            INSERT INTO streams.segment VALUES (p_stream, lower, to_timestamp(b + width), name);
+        END IF;
+        b := b + width;
+    END LOOP;
+END $$;
+
+-- Appends one batch of decoded records (whole transactions, in commit order).
+CREATE FUNCTION streams._append(p_stream integer[], p_shard integer[], p_lsn bigint[], p_idx integer[],
+                                p_arrival timestamptz[], p_record text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r     record;
+    known integer[] := '{}';
+BEGIN
+    -- A stream trimmed away while capture lagged behind has nowhere to go.
+    FOR r IN SELECT u.s, min(u.a) AS lo, max(u.a) AS hi
+             FROM unnest(p_stream, p_arrival) AS u(s, a)
+             WHERE EXISTS (SELECT 1 FROM streams.stream st WHERE st.stream_id = u.s)
+             GROUP BY u.s LOOP
+        PERFORM streams._ensure_segments(r.s, r.lo, r.hi);
+        known := known || r.s;
+    END LOOP;
+    INSERT INTO streams.record (stream_id, shard, lsn, idx, arrival, record)
+    SELECT u.s, u.sh, u.l, u.i, u.a, u.rec
+    FROM unnest(p_stream, p_shard, p_lsn, p_idx, p_arrival, p_record) AS u(s, sh, l, i, a, rec)
+    WHERE u.s = ANY (known);
+END $$;
+
+-- Drops segments past their stream's retention, and disabled streams whose
+-- retention has run out. Returns the seconds until the next segment expires.
+CREATE FUNCTION streams._trim() RETURNS double precision
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seg  record;
+    next_due double precision;
+BEGIN
+    FOR seg IN SELECT g.stream_id, g.lower_bound, g.relname
+               FROM streams.segment g JOIN streams.stream s USING (stream_id)
+               WHERE g.upper_bound + s.retention <= now() LOOP
+        EXECUTE format('DROP TABLE IF EXISTS streams.%I', seg.relname);
+        DELETE FROM streams.segment WHERE stream_id = seg.stream_id AND lower_bound = seg.lower_bound;
+    END LOOP;
+    FOR seg IN SELECT s.stream_id FROM streams.stream s
+               WHERE s.status = 'DISABLED' AND s.disabled_at + s.retention <= now() LOOP
+        EXECUTE format('DROP TABLE IF EXISTS streams.%I', 'record_' || seg.stream_id);
+        DELETE FROM streams.segment WHERE stream_id = seg.stream_id;
+        DELETE FROM streams.stream WHERE stream_id = seg.stream_id;
+    END LOOP;
+    SELECT min(t) INTO next_due FROM (
+        SELECT extract(epoch FROM g.upper_bound + s.retention - now()) AS t
+        FROM streams.segment g JOIN streams.stream s USING (stream_id)
+        UNION ALL
+        SELECT extract(epoch FROM s.disabled_at + s.retention - now())
+        FROM streams.stream s WHERE s.status = 'DISABLED') x;
+    RETURN next_due;
+END $$;
+
+REVOKE ALL ON FUNCTION streams._ensure_segments(integer, timestamptz, timestamptz),
+    streams._append(integer[], integer[], bigint[], integer[], timestamptz[], text[]),
+    streams._trim() FROM PUBLIC;

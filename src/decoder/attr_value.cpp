@@ -1,0 +1,324 @@
+#include "mapping/number.hpp"
+#include "decoder/attr_value.hpp"
+#include "decoder/json_out.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "common/base64.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
+}
+
+namespace pgs::decoder {
+namespace {
+
+enum class Kind { kBool, kInteger, kNumber, kBytea, kText, kJson, kJsonb, kArray, kComposite, kOther };
+
+struct TypeInfo {
+  Oid typid;  // hash key
+  Kind kind;
+  FmgrInfo out;
+  Oid elemtype;
+  int16 elmlen;
+  bool elmbyval;
+  char elmalign;
+};
+
+HTAB* type_cache = nullptr;
+
+Kind KindOf(Oid base) {
+  switch (base) {
+    case BOOLOID: return Kind::kBool;
+    case INT2OID: case INT4OID: case INT8OID: case OIDOID: return Kind::kInteger;
+    case NUMERICOID: case FLOAT4OID: case FLOAT8OID: return Kind::kNumber;
+    case BYTEAOID: return Kind::kBytea;
+    case TEXTOID: case VARCHAROID: case BPCHAROID: return Kind::kText;
+    case JSONOID: return Kind::kJson;
+    case JSONBOID: return Kind::kJsonb;
+    default: break;
+  }
+  if (type_is_rowtype(base)) return Kind::kComposite;
+  if (OidIsValid(get_element_type(base)) && get_typlen(base) == -1) return Kind::kArray;
+  return Kind::kOther;
+}
+
+const TypeInfo* LookupType(Oid typid) {
+  if (type_cache == nullptr) {
+    HASHCTL ctl;
+    ctl.keysize = sizeof(Oid);
+    ctl.entrysize = sizeof(TypeInfo);
+    ctl.hcxt = TopMemoryContext;
+    type_cache = hash_create("pg_streams type cache", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+  }
+  bool found;
+  auto* info = static_cast<TypeInfo*>(hash_search(type_cache, &typid, HASH_ENTER, &found));
+  if (found) return info;
+  // Fill a local copy first: an ERROR below must not leave a half-made entry.
+  TypeInfo t{};
+  t.typid = typid;
+  Oid base = getBaseType(typid);
+  t.kind = KindOf(base);
+  Oid outfn;
+  bool varlena;
+  PG_TRY();
+  {
+    getTypeOutputInfo(base, &outfn, &varlena);
+    fmgr_info_cxt(outfn, &t.out, TopMemoryContext);
+    if (t.kind == Kind::kArray) {
+      t.elemtype = get_element_type(base);
+      get_typlenbyvalalign(t.elemtype, &t.elmlen, &t.elmbyval, &t.elmalign);
+    }
+  }
+  PG_CATCH();
+  {
+    hash_search(type_cache, &typid, HASH_REMOVE, nullptr);
+    PG_RE_THROW();
+  }
+  PG_END_TRY();
+  *info = t;
+  return info;
+}
+
+long AppendS(StringInfo out, const char* s, int len) {
+  int utf8_len;
+  const char* u = ToUtf8(s, len, &utf8_len);
+  appendBinaryStringInfo(out, "{\"S\":", 5);
+  AppendJsonString(out, u, utf8_len);
+  appendStringInfoCharMacro(out, '}');
+  return utf8_len;
+}
+
+// A decimal number: N when DynamoDB can hold it, else S (NaN, Infinity,
+// more than 38 significant digits, exponent out of range).
+long AppendNumberText(StringInfo out, const char* text) {
+  std::string_view sv(text);
+  if (mapping::ClassifyNumber(sv) != mapping::NumberKind::kValid)
+    return AppendS(out, text, static_cast<int>(sv.size()));
+  appendBinaryStringInfo(out, "{\"N\":\"", 6);
+  appendBinaryStringInfo(out, text, static_cast<int>(sv.size()));
+  appendBinaryStringInfo(out, "\"}", 2);
+  return mapping::NumberSizeBytes(sv);
+}
+
+long AppendJsonbScalar(StringInfo out, const JsonbValue* v) {
+  switch (v->type) {
+    case jbvNull: appendStringInfoString(out, "{\"NULL\":true}"); return 1;
+    case jbvBool: appendStringInfoString(out, v->val.boolean ? "{\"BOOL\":true}" : "{\"BOOL\":false}"); return 1;
+    case jbvString: return AppendS(out, v->val.string.val, v->val.string.len);
+    case jbvNumeric:
+      return AppendNumberText(out, DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric))));
+    default: elog(ERROR, "pg_streams: unexpected jsonb value type %d", static_cast<int>(v->type));
+  }
+  return 0;
+}
+
+// A jsonb document: objects are M, arrays L, scalars S/N/BOOL/NULL.
+long AppendJsonb(StringInfo out, Jsonb* jb) {
+  struct Frame {
+    bool object;
+    bool first;
+    long size;
+    long key_len;  // UTF-8 length of this container's key in its parent object
+  };
+  constexpr int kMaxDepth = 256;  // jsonb nesting is bounded by the stack depth check anyway
+  Frame stack[kMaxDepth];
+  int depth = 0;
+  long result = 0;
+  long pending_key_len = 0;
+  JsonbIterator* it = JsonbIteratorInit(&jb->root);
+  JsonbValue v;
+  JsonbIteratorToken tok;
+  bool raw_scalar = false;
+  auto add_to_parent = [&](long size) {
+    if (depth == 0) {
+      result = size;
+      return;
+    }
+    Frame& f = stack[depth - 1];
+    f.size += f.object ? pending_key_len + size + 1 : size + 1;
+  };
+  auto separator = [&]() {
+    Frame& f = stack[depth - 1];
+    if (!f.first) appendStringInfoCharMacro(out, ',');
+    f.first = false;
+  };
+  while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE) {
+    switch (tok) {
+      case WJB_BEGIN_ARRAY:
+        if (v.val.array.rawScalar) {
+          raw_scalar = true;
+          break;
+        }
+        if (depth > 0 && !stack[depth - 1].object) separator();
+        if (depth >= kMaxDepth) elog(ERROR, "pg_streams: jsonb value nested too deeply");
+        appendBinaryStringInfo(out, "{\"L\":[", 6);
+        stack[depth++] = Frame{false, true, 3, pending_key_len};
+        break;
+      case WJB_BEGIN_OBJECT:
+        if (depth > 0 && !stack[depth - 1].object) separator();
+        if (depth >= kMaxDepth) elog(ERROR, "pg_streams: jsonb value nested too deeply");
+        appendBinaryStringInfo(out, "{\"M\":{", 6);
+        stack[depth++] = Frame{true, true, 3, pending_key_len};
+        break;
+      case WJB_KEY: {
+        separator();
+        int utf8_len;
+        const char* k = ToUtf8(v.val.string.val, v.val.string.len, &utf8_len);
+        AppendJsonString(out, k, utf8_len);
+        appendStringInfoCharMacro(out, ':');
+        pending_key_len = utf8_len;
+        break;
+      }
+      case WJB_VALUE:
+        add_to_parent(AppendJsonbScalar(out, &v));
+        break;
+      case WJB_ELEM:
+        if (raw_scalar) {
+          result = AppendJsonbScalar(out, &v);
+          break;
+        }
+        separator();
+        add_to_parent(AppendJsonbScalar(out, &v));
+        break;
+      case WJB_END_ARRAY:
+      case WJB_END_OBJECT: {
+        if (raw_scalar) break;
+        Frame f = stack[--depth];
+        appendBinaryStringInfo(out, f.object ? "}}" : "]}", 2);
+        pending_key_len = f.key_len;
+        add_to_parent(f.size);
+        break;
+      }
+      default: break;
+    }
+  }
+  return result;
+}
+
+long AppendArrayLevel(StringInfo out, const TypeInfo* t, int ndim, const int* dims, int level,
+                      Datum* elems, bool* nulls, int* pos) {
+  appendBinaryStringInfo(out, "{\"L\":[", 6);
+  long size = 3;
+  for (int i = 0; i < dims[level]; ++i) {
+    if (i > 0) appendStringInfoCharMacro(out, ',');
+    long s;
+    if (level + 1 < ndim) {
+      s = AppendArrayLevel(out, t, ndim, dims, level + 1, elems, nulls, pos);
+    } else {
+      s = AppendAttrValue(out, t->elemtype, elems[*pos], nulls[*pos]);
+      ++*pos;
+    }
+    size += s + 1;
+  }
+  appendBinaryStringInfo(out, "]}", 2);
+  return size;
+}
+
+long AppendArray(StringInfo out, const TypeInfo* t, Datum value) {
+  ArrayType* arr = DatumGetArrayTypeP(value);
+  int ndim = ARR_NDIM(arr);
+  if (ndim == 0) {
+    appendStringInfoString(out, "{\"L\":[]}");
+    return 3;
+  }
+  Datum* elems;
+  bool* nulls;
+  int n;
+  deconstruct_array(arr, t->elemtype, t->elmlen, t->elmbyval, t->elmalign, &elems, &nulls, &n);
+  int pos = 0;
+  return AppendArrayLevel(out, t, ndim, ARR_DIMS(arr), 0, elems, nulls, &pos);
+}
+
+long AppendComposite(StringInfo out, Datum value) {
+  HeapTupleHeader td = DatumGetHeapTupleHeader(value);
+  TupleDesc desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td), HeapTupleHeaderGetTypMod(td));
+  HeapTupleData tuple;
+  tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+  ItemPointerSetInvalid(&tuple.t_self);
+  tuple.t_tableOid = InvalidOid;
+  tuple.t_data = td;
+  Datum* values = static_cast<Datum*>(palloc(desc->natts * sizeof(Datum)));
+  bool* nulls = static_cast<bool*>(palloc(desc->natts * sizeof(bool)));
+  heap_deform_tuple(&tuple, desc, values, nulls);
+  appendBinaryStringInfo(out, "{\"M\":{", 6);
+  long size = 3;
+  bool first = true;
+  for (int i = 0; i < desc->natts; ++i) {
+    Form_pg_attribute att = TupleDescAttr(desc, i);
+    if (att->attisdropped) continue;
+    if (!first) appendStringInfoCharMacro(out, ',');
+    first = false;
+    const char* name = NameStr(att->attname);
+    int utf8_len;
+    const char* u = ToUtf8(name, static_cast<int>(strlen(name)), &utf8_len);
+    AppendJsonString(out, u, utf8_len);
+    appendStringInfoCharMacro(out, ':');
+    size += utf8_len + AppendAttrValue(out, att->atttypid, values[i], nulls[i]) + 1;
+  }
+  appendBinaryStringInfo(out, "}}", 2);
+  ReleaseTupleDesc(desc);
+  return size;
+}
+
+}  // namespace
+
+void ResetTypeCache() {
+  if (type_cache != nullptr) {
+    hash_destroy(type_cache);
+    type_cache = nullptr;
+  }
+}
+
+long AppendAttrValue(StringInfo out, Oid typid, Datum value, bool isnull) {
+  if (isnull) {
+    appendStringInfoString(out, "{\"NULL\":true}");
+    return 1;
+  }
+  const TypeInfo* t = LookupType(typid);
+  switch (t->kind) {
+    case Kind::kBool:
+      appendStringInfoString(out, DatumGetBool(value) ? "{\"BOOL\":true}" : "{\"BOOL\":false}");
+      return 1;
+    case Kind::kInteger:
+    case Kind::kNumber:
+      return AppendNumberText(out, OutputFunctionCall(const_cast<FmgrInfo*>(&t->out), value));
+    case Kind::kBytea: {
+      struct varlena* v = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(value)));
+      int len = VARSIZE_ANY_EXHDR(v);
+      int enc_len = pg_b64_enc_len(len);
+      appendBinaryStringInfo(out, "{\"B\":\"", 6);
+      enlargeStringInfo(out, enc_len);
+      int written = pg_b64_encode(VARDATA_ANY(v), len, out->data + out->len, enc_len);
+      if (written < 0) elog(ERROR, "pg_streams: could not encode bytea value as base64");
+      out->len += written;
+      out->data[out->len] = '\0';
+      appendBinaryStringInfo(out, "\"}", 2);
+      return len;
+    }
+    case Kind::kText: {
+      struct varlena* v = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(value)));
+      return AppendS(out, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+    }
+    case Kind::kJson: {
+      char* text = OutputFunctionCall(const_cast<FmgrInfo*>(&t->out), value);
+      return AppendJsonb(out, DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text))));
+    }
+    case Kind::kJsonb:
+      return AppendJsonb(out, DatumGetJsonbP(value));
+    case Kind::kArray:
+      return AppendArray(out, t, value);
+    case Kind::kComposite:
+      return AppendComposite(out, value);
+    case Kind::kOther: {
+      char* text = OutputFunctionCall(const_cast<FmgrInfo*>(&t->out), value);
+      return AppendS(out, text, static_cast<int>(strlen(text)));
+    }
+  }
+  return 0;
+}
+
+}  // namespace pgs::decoder

@@ -1,0 +1,97 @@
+#include "mapping/number.hpp"
+
+#include <cctype>
+
+namespace pgs::mapping {
+namespace {
+
+// The decimal digits of a number, with the power of ten of each one.
+struct Parsed {
+  bool ok = false;
+  bool negative = false;
+  bool not_finite = false;
+  int first_pos = 0;   // power of ten of the first non-zero digit
+  int last_pos = 0;    // power of ten of the last non-zero digit
+  int significant = 0; // digits from the first to the last non-zero one
+  bool zero = true;
+};
+
+int FloorDiv2(int v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
+
+Parsed Parse(std::string_view s) {
+  Parsed p;
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) {
+    p.negative = s[i] == '-';
+    ++i;
+  }
+  std::string_view rest = s.substr(i);
+  if (rest == "NaN" || rest == "Infinity" || rest == "inf" || rest == "nan") {
+    p.ok = true;
+    p.not_finite = true;
+    return p;
+  }
+  // Mantissa: digits, optional '.', digits.
+  size_t mant_begin = i, int_digits = 0, frac_digits = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++int_digits;
+  size_t point = i;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++frac_digits;
+  }
+  size_t mant_end = i;
+  if (int_digits + frac_digits == 0) return p;
+  long exponent = 0;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    bool eneg = false;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) eneg = s[i++] == '-';
+    if (i >= s.size()) return p;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+      if (exponent < 100000) exponent = exponent * 10 + (s[i] - '0');
+      ++i;
+    }
+    if (eneg) exponent = -exponent;
+  }
+  if (i != s.size()) return p;
+  p.ok = true;
+  bool seen = false;
+  int index = 0;  // position of the digit among the mantissa digits
+  for (size_t k = mant_begin; k < mant_end; ++k) {
+    if (k == point) continue;
+    int pos = static_cast<int>(int_digits) - 1 - index + static_cast<int>(exponent);
+    ++index;
+    if (s[k] == '0') continue;
+    if (!seen) {
+      p.first_pos = pos;
+      seen = true;
+    }
+    p.last_pos = pos;
+  }
+  p.zero = !seen;
+  if (seen) p.significant = p.first_pos - p.last_pos + 1;
+  return p;
+}
+
+}  // namespace
+
+NumberKind ClassifyNumber(std::string_view text) noexcept {
+  Parsed p = Parse(text);
+  if (!p.ok) return NumberKind::kMalformed;
+  if (p.not_finite) return NumberKind::kNotFinite;
+  if (p.zero) return NumberKind::kValid;
+  if (p.significant > 38) return NumberKind::kOutOfRange;
+  // DynamoDB: magnitudes from 1E-130 up to 9.99...E+125.
+  if (p.first_pos > 125 || p.first_pos < -130) return NumberKind::kOutOfRange;
+  return NumberKind::kValid;
+}
+
+int NumberSizeBytes(std::string_view text) noexcept {
+  Parsed p = Parse(text);
+  if (!p.ok || p.not_finite || p.zero) return 1;
+  int pairs = FloorDiv2(p.first_pos) - FloorDiv2(p.last_pos) + 1;
+  int size = pairs + 1 + (p.negative ? 1 : 0);
+  return size > 21 ? 21 : size;
+}
+
+}  // namespace pgs::mapping

@@ -1,0 +1,26 @@
+// DynamoDB number rules (no PostgreSQL here).
+#pragma once
+
+#include <string_view>
+
+namespace pgs::mapping {
+
+enum class NumberKind {
+  kValid,        // a DynamoDB N value
+  kNotFinite,    // NaN, Infinity, -Infinity: kept as an S value
+  kOutOfRange,   // more than 38 significant digits or beyond 1E-130..1E+126
+  kMalformed,    // not a decimal number at all
+};
+
+// Classifies the text of a number (as PostgreSQL prints it: optional sign,
+// digits, optional fraction, optional exponent).
+NumberKind ClassifyNumber(std::string_view text) noexcept;
+
+// DynamoDB's item-size contribution of a valid N value: one byte per pair of
+// significant digits (pairs aligned on the decimal point) plus one, plus one
+// more when negative, at most 21. Zero is 1.
+int NumberSizeBytes(std::string_view text) noexcept;
+
+}  // namespace pgs::mapping
+
+#include "boundary/cpp_only.hpp"

@@ -1,0 +1,229 @@
+#include "worker/shmem.hpp"
+
+extern "C" {
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/wait_event.h"
+}
+
+namespace pgs::worker {
+namespace {
+
+constexpr int kMaxDatabases = 256;
+
+struct DbEntry {
+  Oid dbid;
+  pid_t pid;            // capture worker, 0 when none
+  Latch* latch;
+  bool start_requested;
+  bool exit_requested;
+  bool recheck;
+  bool held_off;
+};
+
+struct Shared {
+  slock_t mutex;
+  Latch* launcher_latch;
+  DbEntry dbs[kMaxDatabases];
+};
+
+Shared* shared = nullptr;
+shmem_request_hook_type prev_request_hook = nullptr;
+shmem_startup_hook_type prev_startup_hook = nullptr;
+
+void Request() {
+  if (prev_request_hook) prev_request_hook();
+  RequestAddinShmemSpace(MAXALIGN(sizeof(Shared)));
+}
+
+void Startup() {
+  if (prev_startup_hook) prev_startup_hook();
+  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+  bool found;
+  shared = static_cast<Shared*>(ShmemInitStruct("pg_streams", sizeof(Shared), &found));
+  if (!found) {
+    memset(shared, 0, sizeof(Shared));
+    SpinLockInit(&shared->mutex);
+  }
+  LWLockRelease(AddinShmemInitLock);
+}
+
+// Caller holds the mutex. Creates the entry when `create`.
+DbEntry* Find(Oid dbid, bool create) {
+  DbEntry* free_slot = nullptr;
+  for (auto& e : shared->dbs) {
+    if (e.dbid == dbid) return &e;
+    if (free_slot == nullptr && e.dbid == InvalidOid) free_slot = &e;
+  }
+  if (!create || free_slot == nullptr) return nullptr;
+  memset(free_slot, 0, sizeof(DbEntry));
+  free_slot->dbid = dbid;
+  return free_slot;
+}
+
+void SetLauncherLatch() {
+  Latch* l = shared->launcher_latch;
+  if (l != nullptr) SetLatch(l);
+}
+
+}  // namespace
+
+void InstallShmemHooks() {
+  prev_request_hook = shmem_request_hook;
+  shmem_request_hook = Request;
+  prev_startup_hook = shmem_startup_hook;
+  shmem_startup_hook = Startup;
+}
+
+bool ShmemReady() { return shared != nullptr; }
+
+void RegisterLauncher() {
+  SpinLockAcquire(&shared->mutex);
+  shared->launcher_latch = MyLatch;
+  SpinLockRelease(&shared->mutex);
+}
+
+int TakeStartRequests(Oid* out, int max) {
+  int n = 0;
+  SpinLockAcquire(&shared->mutex);
+  for (auto& e : shared->dbs) {
+    if (e.dbid != InvalidOid && e.start_requested && n < max) {
+      e.start_requested = false;
+      out[n++] = e.dbid;
+    }
+  }
+  SpinLockRelease(&shared->mutex);
+  return n;
+}
+
+bool DatabaseHeldOff(Oid dbid) {
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, false);
+  bool held = e != nullptr && e->held_off;
+  SpinLockRelease(&shared->mutex);
+  return held;
+}
+
+bool DatabaseHasWorker(Oid dbid) {
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, false);
+  bool has = e != nullptr && e->pid != 0;
+  SpinLockRelease(&shared->mutex);
+  return has;
+}
+
+bool ClaimDatabase(Oid dbid) {
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, true);
+  bool ok = e != nullptr && e->pid == 0 && !e->held_off;
+  if (ok) {
+    e->pid = MyProcPid;
+    e->latch = MyLatch;
+    e->exit_requested = false;
+    e->recheck = false;
+  }
+  SpinLockRelease(&shared->mutex);
+  return ok;
+}
+
+void ReleaseDatabase(Oid dbid) {
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, false);
+  if (e != nullptr && e->pid == MyProcPid) {
+    e->pid = 0;
+    e->latch = nullptr;
+  }
+  SpinLockRelease(&shared->mutex);
+}
+
+bool ExitRequested(Oid dbid) {
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, false);
+  bool req = e != nullptr && e->exit_requested;
+  SpinLockRelease(&shared->mutex);
+  return req;
+}
+
+bool TakeRecheck(Oid dbid) {
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, false);
+  bool req = e != nullptr && e->recheck;
+  if (req) e->recheck = false;
+  SpinLockRelease(&shared->mutex);
+  return req;
+}
+
+void RequestStart(Oid dbid) {
+  if (shared == nullptr) return;
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, true);
+  if (e != nullptr) e->start_requested = true;
+  SpinLockRelease(&shared->mutex);
+  SetLauncherLatch();
+}
+
+void RequestRecheck(Oid dbid) {
+  if (shared == nullptr) return;
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, false);
+  Latch* latch = nullptr;
+  if (e != nullptr) {
+    e->recheck = true;
+    latch = e->latch;
+  }
+  SpinLockRelease(&shared->mutex);
+  if (latch != nullptr) SetLatch(latch);
+}
+
+void WakeCapture(Oid dbid) {
+  if (shared == nullptr) return;
+  // Hot path (every commit): no lock. A stale latch belongs to a PGPROC that
+  // stays in shared memory, so setting it is harmless.
+  for (auto& e : shared->dbs) {
+    if (e.dbid == dbid) {
+      Latch* l = e.latch;
+      if (l != nullptr) SetLatch(l);
+      return;
+    }
+  }
+}
+
+bool HoldOffAndStop(Oid dbid, int timeout_ms) {
+  if (shared == nullptr) return true;
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, true);
+  Latch* latch = nullptr;
+  if (e != nullptr) {
+    e->held_off = true;
+    e->exit_requested = true;
+    latch = e->latch;
+  }
+  SpinLockRelease(&shared->mutex);
+  if (latch != nullptr) SetLatch(latch);
+  for (int waited = 0; waited < timeout_ms; waited += 10) {
+    if (!DatabaseHasWorker(dbid)) return true;
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+  }
+  return !DatabaseHasWorker(dbid);
+}
+
+void ReleaseHoldOff(Oid dbid) {
+  if (shared == nullptr) return;
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, false);
+  if (e != nullptr) {
+    e->held_off = false;
+    e->exit_requested = false;
+    e->start_requested = true;
+  }
+  SpinLockRelease(&shared->mutex);
+  SetLauncherLatch();
+}
+
+}  // namespace pgs::worker

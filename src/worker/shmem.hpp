@@ -1,0 +1,35 @@
+// Shared state between backends, the launcher and the capture workers.
+#pragma once
+
+#include "boundary/pg.hpp"
+
+namespace pgs::worker {
+
+// Reserves and attaches the shared memory (shmem_request/startup hooks).
+void InstallShmemHooks();
+bool ShmemReady();
+
+// Launcher side.
+void RegisterLauncher();
+// Takes the databases whose worker should be (re)started; returns how many
+// were written to `out` (at most `max`).
+int TakeStartRequests(Oid* out, int max);
+bool DatabaseHeldOff(Oid dbid);
+bool DatabaseHasWorker(Oid dbid);
+
+// Capture worker side. ClaimDatabase fails when another live worker has it.
+bool ClaimDatabase(Oid dbid);
+void ReleaseDatabase(Oid dbid);
+bool ExitRequested(Oid dbid);
+bool TakeRecheck(Oid dbid);
+
+// Backend side.
+void RequestStart(Oid dbid);    // launcher: make sure dbid has a worker
+void RequestRecheck(Oid dbid);  // worker: check whether the extension still exists
+void WakeCapture(Oid dbid);     // worker: new commits to decode
+// Makes the worker of dbid exit and keeps the launcher from restarting it
+// until ReleaseHoldOff; waits up to timeout_ms for it to be gone.
+bool HoldOffAndStop(Oid dbid, int timeout_ms);
+void ReleaseHoldOff(Oid dbid);
+
+}  // namespace pgs::worker
