@@ -24,6 +24,18 @@ bool pending_start = false;    // this transaction created pg_streams
 bool pending_recheck = false;  // this transaction dropped pg_streams
 bool wrote = false;
 
+// Databases to hand back to the launcher when this transaction ends: their
+// worker was stopped for DROP/CREATE/ALTER DATABASE, or they were created.
+constexpr int kMaxDeferred = 4;
+Oid release_at_end[kMaxDeferred];
+int n_release = 0;
+Oid start_at_commit[kMaxDeferred];
+int n_start = 0;
+
+void Defer(Oid* list, int* n, Oid dbid) {
+  if (*n < kMaxDeferred) list[(*n)++] = dbid;
+}
+
 constexpr int kStopTimeoutMs = 10000;
 
 void XactCallback(XactEvent event, void*) {
@@ -35,10 +47,15 @@ void XactCallback(XactEvent event, void*) {
       if (wrote && !am_capture_worker) WakeCapture(MyDatabaseId);
       if (pending_start) RequestStart(MyDatabaseId);
       if (pending_recheck) RequestRecheck(MyDatabaseId);
+      for (int i = 0; i < n_start; ++i) RequestStart(start_at_commit[i]);
+      for (int i = 0; i < n_release; ++i) ReleaseHoldOff(release_at_end[i]);
       wrote = pending_start = pending_recheck = false;
+      n_start = n_release = 0;
       break;
     case XACT_EVENT_ABORT:
+      for (int i = 0; i < n_release; ++i) ReleaseHoldOff(release_at_end[i]);
       wrote = pending_start = pending_recheck = false;
+      n_start = n_release = 0;
       break;
     default:
       break;
@@ -143,11 +160,13 @@ void UtilityHook(PlannedStmt* pstmt, const char* query_string, bool read_only_tr
       PG_RE_THROW();
     }
     PG_END_TRY();
-    ReleaseHoldOff(stop);
+    // Only once the statement's transaction has ended may a worker connect again.
+    Defer(release_at_end, &n_release, stop);
   }
   if (IsA(parsetree, CreatedbStmt)) {
+    // A copy of a database with pg_streams needs its own worker.
     Oid created = get_database_oid(castNode(CreatedbStmt, parsetree)->dbname, true);
-    if (OidIsValid(created)) RequestStart(created);
+    if (OidIsValid(created)) Defer(start_at_commit, &n_start, created);
   }
 }
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The demo: installs what is missing, builds and installs pg_streams, starts a
+# throwaway cluster (user postgres, port 5480, under /tmp), streams a table's
+# changes and prints the records read back with get_records.
+# KEEP=1 leaves the cluster running (stop it with the pg_ctl line printed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash test/setup.sh
+
+PGBIN=/usr/lib/postgresql/15/bin
+PORT=${PORT:-5480}
+DIR=$(mktemp -d /tmp/pg_streams_demo.XXXXXX)
+RUNAS=()
+[ "$(id -u)" = 0 ] && { chown postgres "$DIR"; RUNAS=(runuser -u postgres --); }
+pg() { "${RUNAS[@]}" "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d postgres "$@"; }
+stop() { "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$DIR/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+[ "${KEEP:-0}" = 1 ] || trap stop EXIT
+
+"${RUNAS[@]}" "$PGBIN/initdb" -D "$DIR/data" --encoding=UTF8 --no-locale -A trust >/dev/null
+cat >> "$DIR/data/postgresql.conf" <<CONF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$DIR'
+shared_preload_libraries = 'pg_streams'
+wal_level = logical
+output_plugin_libraries = 'pgoutput, test_decoding, pg_streams'
+max_replication_slots = 10
+max_worker_processes = 16
+CONF
+"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
+echo "== cluster started in $DIR (port $PORT)"
+
+pg -c "CREATE EXTENSION pg_streams"
+pg <<'SQL'
+CREATE TABLE orders (
+    order_id  int PRIMARY KEY,
+    customer  text NOT NULL,
+    items     jsonb,
+    total     numeric(10,2),
+    paid      boolean DEFAULT false
+);
+SQL
+echo "== enable_stream"
+pg -c "SELECT jsonb_pretty(streams.enable_stream('orders', 'NEW_AND_OLD_IMAGES', 2))"
+pg <<'SQL'
+INSERT INTO orders VALUES (1, 'alice', '[{"sku":"A1","qty":2}]', 19.90),
+                          (2, 'bob',   '[{"sku":"B7","qty":1}]', 5.00);
+UPDATE orders SET paid = true WHERE order_id = 1;
+UPDATE orders SET paid = true WHERE order_id = 1;   -- no change: no record
+BEGIN; DELETE FROM orders WHERE order_id = 1; ROLLBACK;  -- rolled back: no record
+DELETE FROM orders WHERE order_id = 2;
+SQL
+
+echo "== waiting for the capture worker"
+for _ in $(seq 1 100); do
+  n=$(pg -At -c "SELECT count(*) FROM streams.record")
+  [ "$n" -ge 4 ] && break
+  sleep 0.1
+done
+
+echo "== describe_stream"
+pg -c "SELECT jsonb_pretty(streams.describe_stream(streams.list_streams('orders')->'Streams'->0->>'StreamArn'))"
+echo "== get_records, shard by shard, from TRIM_HORIZON"
+pg -At <<'SQL'
+SELECT format(E'-- %s\n%s', shard->>'ShardId',
+              jsonb_pretty(streams.get_records(
+                  streams.get_shard_iterator(d->>'StreamArn', shard->>'ShardId', 'TRIM_HORIZON'))))
+FROM (SELECT streams.describe_stream(streams.list_streams('orders')->'Streams'->0->>'StreamArn')->'StreamDescription' AS d) x,
+     jsonb_array_elements(d->'Shards') AS shard;
+SQL
+if [ "${KEEP:-0}" = 1 ]; then
+  echo "== cluster left running: psql -h $DIR -p $PORT postgres; stop: ${RUNAS[*]} $PGBIN/pg_ctl -D $DIR/data stop"
+fi

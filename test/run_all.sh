@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up and build, pg_regress (sql/, expected/), then
+# the TAP tests (test/t/). Ends with "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+bash test/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+PGBIN=/usr/lib/postgresql/15/bin
+PGXS_DIR=$(dirname "$("$PGBIN/pg_config" --pgxs)")/../..
+RUNAS=()
+[ "$(id -u)" = 0 ] && RUNAS=(runuser -u postgres --)
+
+WORK=$(mktemp -d /tmp/pg_streams_test.XXXXXX)
+cp -r sql expected test "$WORK/"
+[ "$(id -u)" = 0 ] && chown -R postgres "$WORK"
+passed=0
+failed=0
+
+# pg_regress ---------------------------------------------------------------
+tests=$(ls sql/*.sql 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.sql$//' | sort)
+if [ -n "$tests" ] && [ "${SKIP_REGRESS:-0}" != 1 ]; then
+  (cd "$WORK" && "${RUNAS[@]}" "$PGXS_DIR/src/test/regress/pg_regress" \
+      --inputdir="$WORK" --outputdir="$WORK/regress" --bindir="$PGBIN" \
+      --temp-instance="$WORK/tmp_regress" --temp-config="$WORK/test/regress.conf" \
+      --encoding=UTF8 --no-locale --load-extension=pg_streams $tests) > "$WORK/regress.log" 2>&1
+  cat "$WORK/regress.log"
+  ok=$(grep -cE '\.\.\. ok' "$WORK/regress.log" || true)
+  bad=$(grep -cE '\.\.\. FAILED|\.\.\. failed' "$WORK/regress.log" || true)
+  ran=$((ok + bad))
+  expected_count=$(echo "$tests" | wc -w)
+  if [ "$ran" -lt "$expected_count" ]; then bad=$((bad + expected_count - ran)); fi
+  passed=$((passed + ok)); failed=$((failed + bad))
+  if [ "$bad" -gt 0 ] && [ -f "$WORK/regress/regression.diffs" ]; then
+    echo "---- regression.diffs ----"; cat "$WORK/regress/regression.diffs"
+  fi
+fi
+
+# TAP ----------------------------------------------------------------------
+for t in test/t/${TAP_ONLY:-*}.pl; do
+  [ -e "$t" ] || continue
+  name=$(basename "$t" .pl)
+  echo "# TAP $name"
+  out="$WORK/tap_$name.out"
+  mkdir -p "$WORK/tap_$name"
+  [ "$(id -u)" = 0 ] && chown postgres "$WORK/tap_$name"
+  (cd "$WORK" && "${RUNAS[@]}" env PATH="$PGBIN:$PATH" TESTDIR="$WORK/tap_$name" \
+      PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" PGS_ROOT="$WORK" \
+      timeout 900 perl -I "$PGXS_DIR/src/test/perl" -I "$WORK/test/lib" "$WORK/$t") > "$out" 2>&1
+  rc=$?
+  cat "$out"
+  ok=$(grep -cE '^ok ' "$out" || true)
+  bad=$(grep -cE '^not ok ' "$out" || true)
+  if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+    bad=1
+    echo "# $name exited with status $rc"
+    for log in "$WORK/tap_$name"/tmp_check/log/*.log; do
+      [ -f "$log" ] && { echo "---- $log (tail) ----"; tail -n 40 "$log"; }
+    done
+  fi
+  passed=$((passed + ok)); failed=$((failed + bad))
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what pg_streams needs on Debian 12 (when run as root), then builds
+# and installs the extension. Used by test/run_all.sh and test/demo.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-wal2json libcurl4-openssl-dev
+          nlohmann-json3-dev libipc-run-perl build-essential python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+export PATH=/usr/lib/postgresql/15/bin:$PATH
+make -s -j"$(nproc)" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+make -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config

@@ -1,0 +1,87 @@
+# Worker lifecycle: start after CREATE EXTENSION, stop on DROP EXTENSION and
+# DROP DATABASE, and retention trimming.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use PgStreamsTest;
+
+my $node = new_streams_node('workers');
+
+# No worker stays in a database without the extension.
+$node->safe_psql('postgres', 'CREATE DATABASE d1');
+sleep 1;
+is($node->safe_psql('postgres',
+	q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streams capture'}),
+	'0', 'no capture worker without the extension');
+
+# CREATE EXTENSION in a new database starts its worker and slot.
+$node->safe_psql('d1', 'CREATE EXTENSION pg_streams');
+ok(wait_for_worker($node, 'd1'), 'worker and slot appear after CREATE EXTENSION');
+
+$node->safe_psql('d1', 'CREATE TABLE t (id int PRIMARY KEY, v text)');
+$node->safe_psql('d1', q{SELECT streams.enable_stream('t', 'NEW_IMAGE', 2)});
+$node->safe_psql('d1', q{INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5) g});
+ok($node->poll_query_until('d1', q{SELECT count(*) = 5 FROM streams.record}),
+	'committed rows reach the stream');
+
+# DROP EXTENSION stops the worker and drops its slot and origin.
+$node->safe_psql('d1', 'DROP EXTENSION pg_streams');
+ok($node->poll_query_until('d1', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'pg_streams capture'}),
+	'worker stops after DROP EXTENSION');
+ok($node->poll_query_until('d1', q{SELECT count(*) = 0 FROM pg_replication_slots}),
+	'slot dropped with the extension');
+is($node->safe_psql('d1', q{SELECT count(*) FROM pg_replication_origin WHERE roname LIKE 'pg_streams_%'}),
+	'0', 'replication origin dropped with the extension');
+
+# Again, then DROP DATABASE while the worker runs.
+$node->safe_psql('d1', 'CREATE EXTENSION pg_streams');
+ok(wait_for_worker($node, 'd1'), 'worker back after CREATE EXTENSION');
+my ($ret, $stdout, $stderr) = $node->psql('postgres', 'DROP DATABASE d1');
+is($ret, 0, 'DROP DATABASE succeeds while the worker runs') or diag($stderr);
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'pg_streams capture'}),
+	'worker gone with its database');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_slots}), '0',
+	'slot gone with its database');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_origin}), '0',
+	'origin gone with its database');
+
+# A worker also starts for a database created from a template that has the
+# extension, and CREATE DATABASE ... TEMPLATE works while that worker runs.
+$node->safe_psql('postgres', 'CREATE DATABASE d2');
+$node->safe_psql('d2', 'CREATE EXTENSION pg_streams');
+ok(wait_for_worker($node, 'd2'), 'worker in d2');
+($ret, $stdout, $stderr) = $node->psql('postgres', 'CREATE DATABASE d3 TEMPLATE d2');
+is($ret, 0, 'CREATE DATABASE ... TEMPLATE of a database with a worker') or diag($stderr);
+ok(wait_for_worker($node, 'd2'), 'template database worker restarted');
+ok(wait_for_worker($node, 'd3'), 'worker in the copied database');
+
+# Retention: segments older than the retention period are dropped in bulk.
+$node->safe_psql('d2', 'CREATE TABLE r (id int PRIMARY KEY)');
+$node->safe_psql('d2', q{SELECT streams.enable_stream('r', 'KEYS_ONLY', 1, '2 seconds')});
+$node->safe_psql('d2', q{INSERT INTO r SELECT generate_series(1, 100)});
+ok($node->poll_query_until('d2', q{SELECT count(*) = 100 FROM streams.record}), 'records captured');
+ok($node->poll_query_until('d2', q{
+	SELECT count(*) = 0 FROM streams.record r JOIN streams.stream s USING (stream_id)
+	 WHERE s.relid = 'r'::regclass}),
+	'records trimmed after the retention period');
+is($node->safe_psql('d2', q{
+	SELECT count(*) FROM pg_inherits i JOIN streams.stream s ON i.inhparent = ('streams.record_' || s.stream_id)::regclass
+	 WHERE s.relid = 'r'::regclass}),
+	'0', 'expired segments dropped as tables');
+my $arn = $node->safe_psql('d2', q{SELECT streams.list_streams('r')->'Streams'->0->>'StreamArn'});
+my $shard = $node->safe_psql('d2', qq{SELECT streams.describe_stream('$arn')->'StreamDescription'->'Shards'->0->>'ShardId'});
+is($node->safe_psql('d2', qq{
+	SELECT jsonb_array_length(streams.get_records(streams.get_shard_iterator('$arn', '$shard', 'TRIM_HORIZON'))->'Records')}),
+	'0', 'TRIM_HORIZON starts after trimmed records');
+
+# A disabled stream disappears once its retention has passed.
+$node->safe_psql('d2', q{SELECT streams.disable_stream('r')});
+ok($node->poll_query_until('d2', q{SELECT jsonb_array_length(streams.list_streams('r')->'Streams') = 0}),
+	'disabled stream removed after retention');
+
+$node->stop;
+done_testing();
