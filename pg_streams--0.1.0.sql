@@ -469,8 +469,9 @@ COMMENT ON FUNCTION streams.get_records(text, integer) IS
 -- Capture worker helpers (not for users)
 --------------------------------------------------------------------------
 
--- Creates the storage segments covering [lo, hi] for one stream.
-CREATE FUNCTION streams._ensure_segments(p_stream integer, lo timestamptz, hi timestamptz) RETURNS void
+-- Creates the storage segments covering [lo, hi] for one stream. False when
+-- the stream no longer exists (trimmed away while capture lagged behind).
+CREATE FUNCTION streams._ensure_segments(p_stream integer, lo timestamptz, hi timestamptz) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     width integer;
@@ -480,7 +481,7 @@ DECLARE
 BEGIN
     SELECT bucket_seconds INTO width FROM streams.stream WHERE stream_id = p_stream;
     IF width IS NULL THEN
-        RETURN;
+        RETURN false;
     END IF;
     b := floor(extract(epoch FROM lo) / width)::bigint * width;
     WHILE to_timestamp(b) <= hi LOOP
@@ -493,28 +494,7 @@ BEGIN
         END IF;
         b := b + width;
     END LOOP;
-END $$;
-
--- Appends one batch of decoded records (whole transactions, in commit order).
-CREATE FUNCTION streams._append(p_stream integer[], p_shard integer[], p_lsn bigint[], p_idx integer[],
-                                p_arrival timestamptz[], p_record text[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    r     record;
-    known integer[] := '{}';
-BEGIN
-    -- A stream trimmed away while capture lagged behind has nowhere to go.
-    FOR r IN SELECT u.s, min(u.a) AS lo, max(u.a) AS hi
-             FROM unnest(p_stream, p_arrival) AS u(s, a)
-             WHERE EXISTS (SELECT 1 FROM streams.stream st WHERE st.stream_id = u.s)
-             GROUP BY u.s LOOP
-        PERFORM streams._ensure_segments(r.s, r.lo, r.hi);
-        known := known || r.s;
-    END LOOP;
-    INSERT INTO streams.record (stream_id, shard, lsn, idx, arrival, record)
-    SELECT u.s, u.sh, u.l, u.i, u.a, u.rec
-    FROM unnest(p_stream, p_shard, p_lsn, p_idx, p_arrival, p_record) AS u(s, sh, l, i, a, rec)
-    WHERE u.s = ANY (known);
+    RETURN true;
 END $$;
 
 -- Drops segments past their stream's retention, and disabled streams whose
@@ -547,5 +527,4 @@ BEGIN
 END $$;
 
 REVOKE ALL ON FUNCTION streams._ensure_segments(integer, timestamptz, timestamptz),
-    streams._append(integer[], integer[], bigint[], integer[], timestamptz[], text[]),
     streams._trim() FROM PUBLIC;

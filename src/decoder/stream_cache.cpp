@@ -11,6 +11,9 @@ extern "C" {
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/relcache.h"
+#include "utils/snapmgr.h"
+#include "catalog/pg_class.h"
+#include "utils/fmgroids.h"
 }
 
 namespace pgs::decoder {
@@ -51,11 +54,27 @@ int ColumnNumber(TupleDesc desc, const char* name) {
   return 0;
 }
 
+// Whether relid exists now, not as of the historic snapshot. A user catalog
+// table that has been dropped since cannot be opened while decoding (its
+// current pg_class row is gone): that happens to streams.stream when WAL
+// from before a DROP EXTENSION is decoded.
+bool ExistsNow(Oid relid) {
+  Relation pg_class = table_open(RelationRelationId, AccessShareLock);
+  ScanKeyData key;
+  ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+  SysScanDesc scan = systable_beginscan(pg_class, ClassOidIndexId, true,
+                                        GetNonHistoricCatalogSnapshot(RelationRelationId), 1, &key);
+  bool exists = HeapTupleIsValid(systable_getnext(scan));
+  systable_endscan(scan);
+  table_close(pg_class, AccessShareLock);
+  return exists;
+}
+
 // The enabled stream row for one of `candidates`, copied into `cxt`.
 StreamInfo* FindStream(List* candidates, MemoryContext cxt, Oid* root) {
   Oid nsp = get_namespace_oid("streams", true);
   Oid config = OidIsValid(nsp) ? get_relname_relid("stream", nsp) : InvalidOid;
-  if (!OidIsValid(config)) return nullptr;
+  if (!OidIsValid(config) || !ExistsNow(config)) return nullptr;
   Relation rel = table_open(config, AccessShareLock);
   TupleDesc desc = RelationGetDescr(rel);
   int c_id = ColumnNumber(desc, "stream_id"), c_relid = ColumnNumber(desc, "relid"),

@@ -59,6 +59,13 @@ struct Batch {
   Datum* arrivals;
   Datum* records;
   Size bytes;
+  // Per stream in the batch: the commit time range, for storage segments.
+  int nstreams;
+  int stream_capacity;
+  struct Range {
+    int32 stream_id;
+    TimestampTz lo, hi;
+  }* ranges;
   int open_records;          // records of the transaction being decoded
   XLogRecPtr last_end_lsn;   // end of the last decoded transaction
   TimestampTz last_commit_time;
@@ -68,7 +75,32 @@ struct Batch {
 Batch batch;
 Oid my_dbid = InvalidOid;
 char slot_name[NAMEDATALEN];
-SPIPlanPtr append_plan = nullptr;
+SPIPlanPtr insert_plan = nullptr;
+SPIPlanPtr insert_filtered_plan = nullptr;
+SPIPlanPtr segments_plan = nullptr;
+
+void NoteRange(int32 stream_id, TimestampTz t) {
+  for (int i = 0; i < batch.nstreams; ++i) {
+    auto& r = batch.ranges[i];
+    if (r.stream_id == stream_id) {
+      r.lo = Min(r.lo, t);
+      r.hi = Max(r.hi, t);
+      return;
+    }
+  }
+  if (batch.nstreams == batch.stream_capacity) {
+    batch.stream_capacity *= 2;
+    batch.ranges = static_cast<Batch::Range*>(repalloc(batch.ranges, sizeof(Batch::Range) * batch.stream_capacity));
+  }
+  batch.ranges[batch.nstreams++] = Batch::Range{stream_id, t, t};
+}
+
+SPIPlanPtr KeepPlan(const char* sql, int nargs, Oid* types) {
+  SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+  if (plan == nullptr) elog(ERROR, "pg_streams: could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+  SPI_keepplan(plan);
+  return plan;
+}
 
 void SinkAppend(void*, int32 stream_id, int32 shard, XLogRecPtr commit_lsn, uint32 change_index,
                 TimestampTz commit_time, const char* data, int len) {
@@ -88,6 +120,7 @@ void SinkAppend(void*, int32 stream_id, int32 shard, XLogRecPtr commit_lsn, uint
   batch.records[i] = PointerGetDatum(cstring_to_text_with_len(data, len));
   batch.bytes += len;
   batch.open_records++;
+  NoteRange(stream_id, commit_time);
   MemoryContextSwitchTo(old);
 }
 
@@ -106,7 +139,10 @@ void ResetBatch() {
   batch.capacity = 1024;
   for (Datum** a : {&batch.stream_ids, &batch.shards, &batch.lsns, &batch.idxs, &batch.arrivals, &batch.records})
     *a = static_cast<Datum*>(palloc(sizeof(Datum) * batch.capacity));
+  batch.stream_capacity = 8;
+  batch.ranges = static_cast<Batch::Range*>(palloc(sizeof(Batch::Range) * batch.stream_capacity));
   MemoryContextSwitchTo(old);
+  batch.nstreams = 0;
   batch.count = 0;
   batch.bytes = 0;
   batch.catalog_changes = false;
@@ -172,23 +208,41 @@ void AppendBatch() {
     CleanUpAndExit();
   }
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_streams: SPI_connect failed");
-  if (append_plan == nullptr) {
-    Oid types[6] = {INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID};
-    SPIPlanPtr plan = SPI_prepare("SELECT streams._append($1, $2, $3, $4, $5, $6)", 6, types);
-    if (plan == nullptr) elog(ERROR, "pg_streams: could not prepare the append statement");
-    SPI_keepplan(plan);
-    append_plan = plan;
+  if (insert_plan == nullptr) {
+    Oid types[7] = {INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+                    INT4ARRAYOID};
+    const char* insert =
+        "INSERT INTO streams.record (stream_id, shard, lsn, idx, arrival, record) "
+        "SELECT * FROM unnest($1, $2, $3, $4, $5, $6)";
+    insert_plan = KeepPlan(insert, 6, types);
+    insert_filtered_plan = KeepPlan(psprintf("%s AS u(s) WHERE u.s <> ALL ($7)", insert), 7, types);
+    Oid seg_types[3] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+    segments_plan = KeepPlan("SELECT streams._ensure_segments($1, $2, $3)", 3, seg_types);
   }
-  Datum args[6] = {
+  // Storage segments for the batch's time range; streams that are gone
+  // (trimmed while capture lagged behind) have nowhere to go.
+  Datum* gone = static_cast<Datum*>(palloc(sizeof(Datum) * (batch.nstreams + 1)));
+  int ngone = 0;
+  for (int i = 0; i < batch.nstreams; ++i) {
+    Datum seg_args[3] = {Int32GetDatum(batch.ranges[i].stream_id), TimestampTzGetDatum(batch.ranges[i].lo),
+                         TimestampTzGetDatum(batch.ranges[i].hi)};
+    int rc = SPI_execute_plan(segments_plan, seg_args, nullptr, false, 1);
+    bool isnull;
+    if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "pg_streams: could not prepare storage segments");
+    if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+      gone[ngone++] = Int32GetDatum(batch.ranges[i].stream_id);
+  }
+  Datum args[7] = {
       PointerGetDatum(construct_array(batch.stream_ids, batch.count, INT4OID, 4, true, TYPALIGN_INT)),
       PointerGetDatum(construct_array(batch.shards, batch.count, INT4OID, 4, true, TYPALIGN_INT)),
       PointerGetDatum(construct_array(batch.lsns, batch.count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
       PointerGetDatum(construct_array(batch.idxs, batch.count, INT4OID, 4, true, TYPALIGN_INT)),
       PointerGetDatum(construct_array(batch.arrivals, batch.count, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
       PointerGetDatum(construct_array(batch.records, batch.count, TEXTOID, -1, false, TYPALIGN_INT)),
+      PointerGetDatum(construct_array(gone, ngone, INT4OID, 4, true, TYPALIGN_INT)),
   };
-  int rc = SPI_execute_plan(append_plan, args, nullptr, false, 0);
-  if (rc != SPI_OK_SELECT) elog(ERROR, "pg_streams: append failed: %s", SPI_result_code_string(rc));
+  int rc = SPI_execute_plan(ngone == 0 ? insert_plan : insert_filtered_plan, args, nullptr, false, 0);
+  if (rc != SPI_OK_INSERT) elog(ERROR, "pg_streams: append failed: %s", SPI_result_code_string(rc));
   SPI_finish();
   // Progress commits atomically with the records.
   replorigin_session_origin_lsn = batch.last_end_lsn;
