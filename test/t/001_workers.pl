@@ -83,5 +83,17 @@ $node->safe_psql('d2', q{SELECT streams.disable_stream('r')});
 ok($node->poll_query_until('d2', q{SELECT jsonb_array_length(streams.list_streams('r')->'Streams') = 0}),
 	'disabled stream removed after retention');
 
+# DROP and CREATE EXTENSION in quick succession: the worker may go on with
+# its slot and decode WAL written before the drop; that must not stop it.
+$node->safe_psql('d2', q{INSERT INTO r SELECT generate_series(101, 110)});
+$node->safe_psql('d2', 'DROP EXTENSION pg_streams CASCADE');
+$node->safe_psql('d2', 'CREATE EXTENSION pg_streams');
+ok(wait_for_worker($node, 'd2'), 'worker runs after DROP and CREATE EXTENSION');
+$node->safe_psql('d2', 'CREATE TABLE q (id int PRIMARY KEY)');
+$node->safe_psql('d2', q{SELECT streams.enable_stream('q', 'KEYS_ONLY', 1)});
+$node->safe_psql('d2', q{INSERT INTO q SELECT generate_series(1, 3)});
+ok($node->poll_query_until('d2', q{SELECT count(*) = 3 FROM streams.record}),
+	'new stream captured after the extension was re-created');
+
 $node->stop;
 done_testing();
