@@ -415,11 +415,12 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp A
 DECLARE
     parts   text[];
     s       streams.stream;
-    shard   integer;
-    lsn     bigint;
-    idx     integer;
+    p_shard integer;
+    p_lsn   bigint;
+    p_idx   integer;
     records jsonb;
-    last    record;
+    last_lsn bigint;
+    last_idx integer;
     next_it text;
 BEGIN
     BEGIN
@@ -443,22 +444,24 @@ BEGIN
             'Requested resource not found: the stream of this iterator no longer exists');
     END IF;
     PERFORM streams._check_read(s);
-    shard := parts[2]::integer; lsn := parts[3]::bigint; idx := parts[4]::integer;
+    p_shard := parts[2]::integer; p_lsn := parts[3]::bigint; p_idx := parts[4]::integer;
 
-    SELECT jsonb_agg(r.record::jsonb ORDER BY r.lsn, r.idx), max(ROW(r.lsn, r.idx)::record)
-      INTO records, last
+    SELECT jsonb_agg(r.record::jsonb ORDER BY r.lsn, r.idx),
+           (array_agg(r.lsn ORDER BY r.lsn DESC, r.idx DESC))[1],
+           (array_agg(r.idx ORDER BY r.lsn DESC, r.idx DESC))[1]
+      INTO records, last_lsn, last_idx
     FROM (SELECT rec.lsn, rec.idx, rec.record FROM streams.record rec
-          WHERE rec.stream_id = s.stream_id AND rec.shard = get_records.shard
-            AND (rec.lsn, rec.idx) > (get_records.lsn, get_records.idx)
+          WHERE rec.stream_id = s.stream_id AND rec.shard = p_shard
+            AND (rec.lsn, rec.idx) > (p_lsn, p_idx)
           ORDER BY rec.lsn, rec.idx
           LIMIT "limit") r;
     IF records IS NOT NULL THEN
-        lsn := (last).f1; idx := (last).f2;
+        p_lsn := last_lsn; p_idx := last_idx;
     END IF;
     IF records IS NULL AND s.status = 'DISABLED' THEN
         next_it := NULL;   -- a closed shard, read to its end
     ELSE
-        next_it := translate(encode(convert_to(format('pgs1:%s:%s:%s:%s', s.stream_id, shard, lsn, idx), 'UTF8'), 'base64'), E'\n', '');
+        next_it := translate(encode(convert_to(format('pgs1:%s:%s:%s:%s', s.stream_id, p_shard, p_lsn, p_idx), 'UTF8'), 'base64'), E'\n', '');
     END IF;
     RETURN jsonb_build_object('Records', coalesce(records, '[]'::jsonb), 'NextShardIterator', next_it);
 END $$;
