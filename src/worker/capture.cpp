@@ -201,8 +201,10 @@ bool ExtensionInstalled() { return OidIsValid(get_extension_oid("pg_streams", tr
 
 void AppendBatch() {
   BeginWork();
-  // Catalog entries built under historic snapshots may be stale now.
-  if (batch.catalog_changes || GetFlushRecPtr(nullptr) > batch.last_end_lsn) InvalidateSystemCaches();
+  // Decoding filled the caches under historic snapshots. Appending only uses
+  // the extension's own tables, whose definitions decoding never sees change;
+  // still, after decoding catalog changes, start from clean caches.
+  if (batch.catalog_changes) InvalidateSystemCaches();
   if (!ExtensionInstalled()) {
     AbortCurrentTransaction();
     CleanUpAndExit();
