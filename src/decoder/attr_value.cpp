@@ -7,6 +7,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "common/base64.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -124,9 +125,17 @@ long AppendJsonb(StringInfo out, Jsonb* jb) {
     long size;
     long key_len;  // UTF-8 length of this container's key in its parent object
   };
-  constexpr int kMaxDepth = 256;  // jsonb nesting is bounded by the stack depth check anyway
-  Frame stack[kMaxDepth];
+  // jsonb nesting is bounded only by the stack depth check of jsonb_in: grow as needed.
+  int capacity = 16;
+  Frame* stack = static_cast<Frame*>(palloc(sizeof(Frame) * capacity));
   int depth = 0;
+  auto push = [&](const Frame& f) {
+    if (depth == capacity) {
+      capacity *= 2;
+      stack = static_cast<Frame*>(repalloc(stack, sizeof(Frame) * capacity));
+    }
+    stack[depth++] = f;
+  };
   long result = 0;
   long pending_key_len = 0;
   JsonbIterator* it = JsonbIteratorInit(&jb->root);
@@ -154,15 +163,13 @@ long AppendJsonb(StringInfo out, Jsonb* jb) {
           break;
         }
         if (depth > 0 && !stack[depth - 1].object) separator();
-        if (depth >= kMaxDepth) elog(ERROR, "pg_streams: jsonb value nested too deeply");
         appendBinaryStringInfo(out, "{\"L\":[", 6);
-        stack[depth++] = Frame{false, true, 3, pending_key_len};
+        push(Frame{false, true, 3, pending_key_len});
         break;
       case WJB_BEGIN_OBJECT:
         if (depth > 0 && !stack[depth - 1].object) separator();
-        if (depth >= kMaxDepth) elog(ERROR, "pg_streams: jsonb value nested too deeply");
         appendBinaryStringInfo(out, "{\"M\":{", 6);
-        stack[depth++] = Frame{true, true, 3, pending_key_len};
+        push(Frame{true, true, 3, pending_key_len});
         break;
       case WJB_KEY: {
         separator();
@@ -196,6 +203,31 @@ long AppendJsonb(StringInfo out, Jsonb* jb) {
       default: break;
     }
   }
+  return result;
+}
+
+// A json value as jsonb, or nullptr when jsonb cannot hold it (json_in
+// accepts "\u0000" in strings, jsonb_in does not): such a value is kept as
+// its text rather than stopping capture. Data errors only; others propagate.
+Jsonb* JsonToJsonb(const char* text) {
+  MemoryContext cxt = CurrentMemoryContext;
+  uint32 holdoff = InterruptHoldoffCount;
+  Jsonb* volatile result = nullptr;
+  PG_TRY();
+  {
+    result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+  }
+  PG_CATCH();
+  {
+    MemoryContextSwitchTo(cxt);
+    ErrorData* err = CopyErrorData();
+    if (ERRCODE_TO_CATEGORY(err->sqlerrcode) != ERRCODE_DATA_EXCEPTION) PG_RE_THROW();
+    FlushErrorState();
+    FreeErrorData(err);
+    InterruptHoldoffCount = holdoff;
+    result = nullptr;
+  }
+  PG_END_TRY();
   return result;
 }
 
@@ -305,7 +337,9 @@ long AppendAttrValue(StringInfo out, Oid typid, Datum value, bool isnull) {
     }
     case Kind::kJson: {
       char* text = OutputFunctionCall(const_cast<FmgrInfo*>(&t->out), value);
-      return AppendJsonb(out, DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text))));
+      Jsonb* jb = JsonToJsonb(text);
+      if (jb == nullptr) return AppendS(out, text, static_cast<int>(strlen(text)));
+      return AppendJsonb(out, jb);
     }
     case Kind::kJsonb:
       return AppendJsonb(out, DatumGetJsonbP(value));

@@ -1,17 +1,18 @@
 // The capture worker of one database: decodes WAL through the pg_streams
-// output plugin (in-process, like a walsender) and appends the records of
-// whole transactions to the stream tables.
+// output plugin (in-process, like a walsender) and sends the records through
+// a shared memory queue to its appender, which appends whole transactions to
+// the stream tables (appender.cpp). Decoding and appending run side by side.
 //
 // Exactly once: each append transaction commits with the replication origin
-// "pg_streams_<dboid>" advanced to the end LSN of its last decoded
-// transaction; decoding restarts from that LSN, so a crash before the commit
-// re-decodes the transactions and a crash after it skips them. The worker's
-// own transactions carry that origin and are filtered out of decoding.
-#include <initializer_list>
-
+// "pg_streams_<dboid>" advanced to the end LSN of its last transaction;
+// decoding restarts from that LSN, so a crash before the commit re-decodes
+// the transactions and a crash after it skips them. The appender's
+// transactions carry that origin and are filtered out of decoding.
 #include "decoder/plugin.hpp"
 #include "worker/launcher.hpp"
+#include "worker/pipeline.hpp"
 #include "worker/shmem.hpp"
+#include "worker/work.hpp"
 
 extern "C" {
 #include "access/xlog.h"
@@ -19,7 +20,6 @@ extern "C" {
 #include "access/xlogrecovery.h"
 #include "access/xlogutils.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "nodes/makefuncs.h"
 #include "pgstat.h"
@@ -29,12 +29,13 @@ extern "C" {
 #include "replication/logical.h"
 #include "replication/origin.h"
 #include "replication/slot.h"
+#include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
 #include "tcop/tcopprot.h"
-#include "utils/array.h"
-#include "utils/inval.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
@@ -42,111 +43,43 @@ extern "C" {
 namespace pgs::worker {
 namespace {
 
-constexpr int kMaxBatchRecords = 10000;
-constexpr Size kMaxBatchBytes = 16 * 1024 * 1024;
-constexpr long kMaxSleepMs = 1000;      // commits without synchronous_commit wake nobody
+constexpr long kMaxSleepMs = 1000;  // commits without synchronous_commit wake nobody
 constexpr long kMaxTrimIntervalMs = 10000;
+constexpr int kRecordsPerPass = 10000;  // decoding pass between progress checks
 
-// Records of whole decoded transactions, not yet appended.
-struct Batch {
-  MemoryContext cxt;
-  int count;
-  int capacity;
-  Datum* stream_ids;
-  Datum* shards;
-  Datum* lsns;
-  Datum* idxs;
-  Datum* arrivals;
-  Datum* records;
-  Size bytes;
-  // Per stream in the batch: the commit time range, for storage segments.
-  int nstreams;
-  int stream_capacity;
-  struct Range {
-    int32 stream_id;
-    TimestampTz lo, hi;
-  }* ranges;
-  int open_records;          // records of the transaction being decoded
-  XLogRecPtr last_end_lsn;   // end of the last decoded transaction
-  TimestampTz last_commit_time;
-  bool catalog_changes;
-};
-
-Batch batch;
 Oid my_dbid = InvalidOid;
 char slot_name[NAMEDATALEN];
-SPIPlanPtr insert_plan = nullptr;
-SPIPlanPtr insert_filtered_plan = nullptr;
-SPIPlanPtr segments_plan = nullptr;
+dsm_segment* pipeline_seg = nullptr;
+PipelineShared* pipeline = nullptr;
+shm_mq_handle* queue = nullptr;
+XLogRecPtr last_sent_end = InvalidXLogRecPtr;  // end of the last transaction sent with records
+int open_records = 0;                            // records sent of the transaction being decoded
+int pass_records = 0;
 
-void NoteRange(int32 stream_id, TimestampTz t) {
-  for (int i = 0; i < batch.nstreams; ++i) {
-    auto& r = batch.ranges[i];
-    if (r.stream_id == stream_id) {
-      r.lo = Min(r.lo, t);
-      r.hi = Max(r.hi, t);
-      return;
-    }
-  }
-  if (batch.nstreams == batch.stream_capacity) {
-    batch.stream_capacity *= 2;
-    batch.ranges = static_cast<Batch::Range*>(repalloc(batch.ranges, sizeof(Batch::Range) * batch.stream_capacity));
-  }
-  batch.ranges[batch.nstreams++] = Batch::Range{stream_id, t, t};
-}
-
-SPIPlanPtr KeepPlan(const char* sql, int nargs, Oid* types) {
-  SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
-  if (plan == nullptr) elog(ERROR, "pg_streams: could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-  SPI_keepplan(plan);
-  return plan;
+void Send(shm_mq_iovec* iov, int n, bool flush) {
+  shm_mq_result res = shm_mq_sendv(queue, iov, n, false, flush);
+  if (res != SHM_MQ_SUCCESS) ereport(ERROR, (errmsg("pg_streams: the appender of this database stopped")));
 }
 
 void SinkAppend(void*, int32 stream_id, int32 shard, XLogRecPtr commit_lsn, uint32 change_index,
                 TimestampTz commit_time, const char* data, int len) {
-  MemoryContext old = MemoryContextSwitchTo(batch.cxt);
-  if (batch.count == batch.capacity) {
-    int cap = batch.capacity * 2;
-    for (Datum** a : {&batch.stream_ids, &batch.shards, &batch.lsns, &batch.idxs, &batch.arrivals, &batch.records})
-      *a = static_cast<Datum*>(repalloc(*a, sizeof(Datum) * cap));
-    batch.capacity = cap;
-  }
-  int i = batch.count++;
-  batch.stream_ids[i] = Int32GetDatum(stream_id);
-  batch.shards[i] = Int32GetDatum(shard);
-  batch.lsns[i] = Int64GetDatum(static_cast<int64>(commit_lsn));
-  batch.idxs[i] = Int32GetDatum(static_cast<int32>(change_index));
-  batch.arrivals[i] = TimestampTzGetDatum(commit_time);
-  batch.records[i] = PointerGetDatum(cstring_to_text_with_len(data, len));
-  batch.bytes += len;
-  batch.open_records++;
-  NoteRange(stream_id, commit_time);
-  MemoryContextSwitchTo(old);
+  RecordMessage m{MessageKind::kRecord, stream_id, shard, change_index, commit_lsn, commit_time};
+  shm_mq_iovec iov[2] = {{reinterpret_cast<const char*>(&m), sizeof(m)}, {data, static_cast<Size>(len)}};
+  Send(iov, 2, false);
+  ++open_records;
+  ++pass_records;
 }
 
 void SinkCommit(void*, XLogRecPtr end_lsn, TimestampTz commit_time, bool catalog_changes) {
-  batch.last_end_lsn = end_lsn;
-  batch.last_commit_time = commit_time;
-  batch.catalog_changes |= catalog_changes;
-  batch.open_records = 0;
+  if (open_records == 0) return;  // nothing of this transaction to append
+  CommitMessage m{MessageKind::kCommit, catalog_changes, end_lsn, commit_time};
+  shm_mq_iovec iov[1] = {{reinterpret_cast<const char*>(&m), sizeof(m)}};
+  Send(iov, 1, true);
+  last_sent_end = end_lsn;
+  open_records = 0;
 }
 
 decoder::CaptureSink sink{SinkAppend, SinkCommit, nullptr, InvalidRepOriginId};
-
-void ResetBatch() {
-  MemoryContextReset(batch.cxt);
-  MemoryContext old = MemoryContextSwitchTo(batch.cxt);
-  batch.capacity = 1024;
-  for (Datum** a : {&batch.stream_ids, &batch.shards, &batch.lsns, &batch.idxs, &batch.arrivals, &batch.records})
-    *a = static_cast<Datum*>(palloc(sizeof(Datum) * batch.capacity));
-  batch.stream_capacity = 8;
-  batch.ranges = static_cast<Batch::Range*>(palloc(sizeof(Batch::Range) * batch.stream_capacity));
-  MemoryContextSwitchTo(old);
-  batch.nstreams = 0;
-  batch.count = 0;
-  batch.bytes = 0;
-  batch.catalog_changes = false;
-}
 
 // Reads WAL up to the flush pointer; waits (on the latch) only when a record
 // is not completely flushed yet.
@@ -170,88 +103,19 @@ int PageRead(XLogReaderState* state, XLogRecPtr target_page, int req_len, XLogRe
 
 void NoWrite(LogicalDecodingContext*, XLogRecPtr, TransactionId, bool) {}
 
-void BeginWork() {
-  SetCurrentStatementStartTimestamp();
-  StartTransactionCommand();
-  PushActiveSnapshot(GetTransactionSnapshot());
-}
-
-void EndWork() {
-  PopActiveSnapshot();
-  CommitTransactionCommand();
-  pgstat_report_stat(false);
-}
-
-bool ExtensionInstalled() { return OidIsValid(get_extension_oid("pg_streams", true)); }
-
 // The extension is gone from this database: drop the slot and the origin.
 [[noreturn]] void CleanUpAndExit() {
+  if (pipeline_seg != nullptr) {
+    dsm_detach(pipeline_seg);  // the appender sees it and exits
+    pipeline_seg = nullptr;
+  }
   if (MyReplicationSlot != nullptr) ReplicationSlotRelease();
   if (SearchNamedReplicationSlot(slot_name, true) != nullptr) ReplicationSlotDrop(slot_name, true);
-  if (replorigin_session_origin != InvalidRepOriginId) {
-    replorigin_session_reset();
-    replorigin_session_origin = InvalidRepOriginId;
-  }
   BeginWork();
-  replorigin_drop_by_name(slot_name, true, false);
+  replorigin_drop_by_name(slot_name, true, false);  // waits for the appender to let go of it
   EndWork();
   ereport(LOG, (errmsg("pg_streams: extension not installed in this database; capture worker stops")));
   proc_exit(0);
-}
-
-void AppendBatch() {
-  BeginWork();
-  // Decoding filled the caches under historic snapshots. Appending only uses
-  // the extension's own tables, whose definitions decoding never sees change;
-  // still, after decoding catalog changes, start from clean caches.
-  if (batch.catalog_changes) InvalidateSystemCaches();
-  if (!ExtensionInstalled()) {
-    AbortCurrentTransaction();
-    CleanUpAndExit();
-  }
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_streams: SPI_connect failed");
-  if (insert_plan == nullptr) {
-    Oid types[7] = {INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
-                    INT4ARRAYOID};
-    const char* insert =
-        "INSERT INTO streams.record (stream_id, shard, lsn, idx, arrival, record) "
-        "SELECT * FROM unnest($1, $2, $3, $4, $5, $6)";
-    insert_plan = KeepPlan(insert, 6, types);
-    insert_filtered_plan = KeepPlan(psprintf("%s AS u(s) WHERE u.s <> ALL ($7)", insert), 7, types);
-    Oid seg_types[3] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-    segments_plan = KeepPlan("SELECT streams._ensure_segments($1, $2, $3)", 3, seg_types);
-  }
-  // Storage segments for the batch's time range; streams that are gone
-  // (trimmed while capture lagged behind) have nowhere to go.
-  Datum* gone = static_cast<Datum*>(palloc(sizeof(Datum) * (batch.nstreams + 1)));
-  int ngone = 0;
-  for (int i = 0; i < batch.nstreams; ++i) {
-    Datum seg_args[3] = {Int32GetDatum(batch.ranges[i].stream_id), TimestampTzGetDatum(batch.ranges[i].lo),
-                         TimestampTzGetDatum(batch.ranges[i].hi)};
-    int rc = SPI_execute_plan(segments_plan, seg_args, nullptr, false, 1);
-    bool isnull;
-    if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "pg_streams: could not prepare storage segments");
-    if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-      gone[ngone++] = Int32GetDatum(batch.ranges[i].stream_id);
-  }
-  Datum args[7] = {
-      PointerGetDatum(construct_array(batch.stream_ids, batch.count, INT4OID, 4, true, TYPALIGN_INT)),
-      PointerGetDatum(construct_array(batch.shards, batch.count, INT4OID, 4, true, TYPALIGN_INT)),
-      PointerGetDatum(construct_array(batch.lsns, batch.count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-      PointerGetDatum(construct_array(batch.idxs, batch.count, INT4OID, 4, true, TYPALIGN_INT)),
-      PointerGetDatum(construct_array(batch.arrivals, batch.count, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-      PointerGetDatum(construct_array(batch.records, batch.count, TEXTOID, -1, false, TYPALIGN_INT)),
-      PointerGetDatum(construct_array(gone, ngone, INT4OID, 4, true, TYPALIGN_INT)),
-  };
-  int rc = SPI_execute_plan(ngone == 0 ? insert_plan : insert_filtered_plan, args, nullptr, false, 0);
-  if (rc != SPI_OK_INSERT) elog(ERROR, "pg_streams: append failed: %s", SPI_result_code_string(rc));
-  SPI_finish();
-  // Progress commits atomically with the records.
-  replorigin_session_origin_lsn = batch.last_end_lsn;
-  replorigin_session_origin_timestamp = batch.last_commit_time;
-  EndWork();
-  LogicalConfirmReceivedLocation(batch.last_end_lsn);
-  ResetBatch();
 }
 
 // Drops expired segments; returns milliseconds until the next trim is due.
@@ -303,6 +167,45 @@ RepOriginId Prepare() {
   return origin;
 }
 
+// Starts the appender and connects the queue to it.
+void StartAppender(RepOriginId origin, XLogRecPtr progress) {
+  shm_toc_estimator e;
+  shm_toc_initialize_estimator(&e);
+  shm_toc_estimate_chunk(&e, sizeof(PipelineShared));
+  shm_toc_estimate_chunk(&e, kQueueSize);
+  shm_toc_estimate_keys(&e, 2);
+  Size size = shm_toc_estimate(&e);
+  pipeline_seg = dsm_create(size, 0);
+  dsm_pin_mapping(pipeline_seg);
+  shm_toc* toc = shm_toc_create(kPipelineMagic, dsm_segment_address(pipeline_seg), size);
+  pipeline = static_cast<PipelineShared*>(shm_toc_allocate(toc, sizeof(PipelineShared)));
+  pipeline->dbid = my_dbid;
+  pipeline->origin = origin;
+  pg_atomic_init_u64(&pipeline->appended_upto, progress);
+  pipeline->capture_latch = MyLatch;
+  shm_toc_insert(toc, kTocShared, pipeline);
+  shm_mq* mq = shm_mq_create(shm_toc_allocate(toc, kQueueSize), kQueueSize);
+  shm_toc_insert(toc, kTocQueue, mq);
+  shm_mq_set_sender(mq, MyProc);
+
+  BackgroundWorker w;
+  memset(&w, 0, sizeof(w));
+  w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  w.bgw_restart_time = BGW_NEVER_RESTART;  // the capture worker starts a new one
+  snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_streams");
+  snprintf(w.bgw_function_name, BGW_MAXLEN, "pgs_append_main");
+  snprintf(w.bgw_name, BGW_MAXLEN, "pg_streams appender for database %u", my_dbid);
+  snprintf(w.bgw_type, BGW_MAXLEN, "pg_streams append");
+  w.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(pipeline_seg));
+  w.bgw_notify_pid = MyProcPid;
+  BackgroundWorkerHandle* handle;
+  if (!RegisterDynamicBackgroundWorker(&w, &handle))
+    ereport(ERROR, (errmsg("pg_streams: could not start the appender of database %u", my_dbid),
+                    errhint("Raise max_worker_processes.")));
+  queue = shm_mq_attach(mq, pipeline_seg, handle);
+}
+
 void OnExit(int, Datum) { ReleaseDatabase(my_dbid); }
 
 }  // namespace
@@ -320,13 +223,10 @@ void pgs_capture_main(Datum arg) {
   pgstat_report_appname("pg_streams capture");
   snprintf(slot_name, sizeof(slot_name), "pg_streams_%u", my_dbid);
 
-  batch.cxt = AllocSetContextCreate(TopMemoryContext, "pg_streams capture batch", ALLOCSET_DEFAULT_SIZES);
-  ResetBatch();
   RepOriginId origin = Prepare();
-  replorigin_session_setup(origin);
-  replorigin_session_origin = origin;
   sink.own_origin = origin;
-  XLogRecPtr progress = replorigin_session_get_progress(false);
+  XLogRecPtr progress = replorigin_get_progress(origin, false);
+  StartAppender(origin, progress);
 
   ReplicationSlotAcquire(slot_name, true);
   pgs::decoder::capture_sink = &sink;
@@ -340,7 +240,7 @@ void pgs_capture_main(Datum arg) {
       progress, list_make1(makeDefElem(pstrdup("capture"), nullptr, -1)), false, &routine, NoWrite, NoWrite, nullptr);
   MemoryContextSwitchTo(old);
   XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
-  batch.last_end_lsn = MyReplicationSlot->data.confirmed_flush;
+  XLogRecPtr confirmed = MyReplicationSlot->data.confirmed_flush;
   ereport(LOG, (errmsg("pg_streams: capture started from %X/%X", static_cast<uint32>(progress >> 32),
                        static_cast<uint32>(progress))));
 
@@ -360,7 +260,8 @@ void pgs_capture_main(Datum arg) {
     }
 
     XLogRecPtr flush = GetFlushRecPtr(nullptr);
-    while (ctx->reader->EndRecPtr < flush && batch.count < kMaxBatchRecords && batch.bytes < kMaxBatchBytes) {
+    pass_records = 0;
+    while (ctx->reader->EndRecPtr < flush && pass_records < kRecordsPerPass) {
       char* errm = nullptr;
       XLogRecord* record = XLogReadRecord(ctx->reader, &errm);
       if (errm != nullptr) elog(ERROR, "pg_streams: could not read WAL for decoding: %s", errm);
@@ -368,12 +269,13 @@ void pgs_capture_main(Datum arg) {
       CHECK_FOR_INTERRUPTS();
     }
 
-    if (batch.count > 0) {
-      AppendBatch();
-    } else if (batch.last_end_lsn < ctx->reader->EndRecPtr && batch.open_records == 0) {
-      // Nothing to keep: let the slot release WAL and catalog rows.
-      LogicalConfirmReceivedLocation(ctx->reader->EndRecPtr);
-      batch.last_end_lsn = ctx->reader->EndRecPtr;
+    // Let the slot release WAL and catalog rows up to what is in the stream:
+    // everything decoded once the appender has caught up with what was sent.
+    XLogRecPtr appended = pg_atomic_read_u64(&pipeline->appended_upto);
+    XLogRecPtr safe = appended >= last_sent_end && open_records == 0 ? ctx->reader->EndRecPtr : appended;
+    if (safe > confirmed) {
+      LogicalConfirmReceivedLocation(safe);
+      confirmed = safe;
     }
 
     TimestampTz now = GetCurrentTimestamp();

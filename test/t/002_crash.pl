@@ -66,10 +66,13 @@ $w->finish;
 $node->start;
 ok(wait_for_worker($node, 'postgres'), 'worker back after immediate shutdown');
 
-# Round 3: kill -9 again right after a burst, then a clean round.
+# Round 3: kill -9 the appender while writers run, then a clean round.
 $w = start_writers(3);
 sleep 1;
-kill 'KILL', capture_pid();
+my $appender = $node->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_streams append'});
+ok($appender =~ /^\d+$/, 'appender pid found');
+kill 'KILL', $appender;
 $w->finish;
 $node->poll_query_until('postgres', 'SELECT true') or die;
 $w = start_writers(2);

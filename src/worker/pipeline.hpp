@@ -1,0 +1,53 @@
+// The capture pipeline of one database: the capture worker decodes and sends
+// records through a shared memory queue to its appender, which writes whole
+// transactions to the stream tables. Decoding and writing run side by side.
+#pragma once
+
+#include "boundary/pg.hpp"
+
+extern "C" {
+#include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "replication/origin.h"
+#include "storage/latch.h"
+}
+
+namespace pgs::worker {
+
+constexpr uint64 kPipelineMagic = 0x70677331;  // "pgs1"
+constexpr uint64 kTocShared = 1;
+constexpr uint64 kTocQueue = 2;
+constexpr Size kQueueSize = 16 * 1024 * 1024;
+
+struct PipelineShared {
+  Oid dbid;
+  RepOriginId origin;                // the appender's session origin
+  pg_atomic_uint64 appended_upto;    // end LSN of the last transaction committed to the stream
+  Latch* capture_latch;              // set after each append
+};
+
+enum class MessageKind : uint8 { kRecord = 1, kCommit = 2 };
+
+// A record message is this header followed by the record's JSON text.
+struct RecordMessage {
+  MessageKind kind;
+  int32 stream_id;
+  int32 shard;
+  uint32 change_index;
+  XLogRecPtr commit_lsn;
+  TimestampTz commit_time;
+};
+
+struct CommitMessage {
+  MessageKind kind;
+  bool catalog_changes;
+  XLogRecPtr end_lsn;
+  TimestampTz commit_time;
+};
+
+}  // namespace pgs::worker
+
+extern "C" {
+PGDLLEXPORT void pgs_append_main(Datum arg);
+}

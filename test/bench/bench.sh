@@ -1,0 +1,364 @@
+#!/usr/bin/env bash
+# pg_streams benchmark. Run as root from anywhere:
+#
+#     bash test/bench/bench.sh
+#
+# Creates a throwaway PostgreSQL 15 cluster (user postgres, unix socket only,
+# under /tmp), measures, prints a table of figures next to baselines measured
+# in the same run, and removes the cluster. Never asserts on speed: exits 0
+# once it has measured. About 4 minutes on 2 cores.
+#
+#   1. capture throughput of the capture worker vs. logical decoding of the
+#      same WAL by pgoutput, wal2json and the pg_streams plugin (SQL interface)
+#   2. commit -> readable-in-stream latency at ~1,000 commits/s
+#   3. pgbench TPC-B write TPS without the extension, with it but no stream,
+#      and with streams on the four pgbench tables
+#
+# Knobs (environment): BENCH_PORT (5510), BENCH_ROWS (200000), BENCH_TXNS (400),
+# BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (30),
+# BENCH_PGB_SCALE (10), KEEP=1 (leave the cluster running).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+PGBIN=/usr/lib/postgresql/15/bin
+PORT=${BENCH_PORT:-5510}
+ROWS=${BENCH_ROWS:-200000}
+TXNS=${BENCH_TXNS:-400}
+LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
+LAT_RATE=${BENCH_LAT_RATE:-1000}
+PGB_SECONDS=${BENCH_PGB_SECONDS:-30}
+PGB_SCALE=${BENCH_PGB_SCALE:-10}
+PER_TXN=$((ROWS / TXNS))
+ROWS=$((PER_TXN * TXNS))
+
+[ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (the cluster runs as user postgres)" >&2; exit 2; }
+[ -x "$PGBIN/postgres" ] || { echo "bench.sh: PostgreSQL 15 not found in $PGBIN" >&2; exit 2; }
+LIBDIR=$("$PGBIN/pg_config" --pkglibdir)
+[ -f "$LIBDIR/pg_streams.so" ] || { echo "bench.sh: pg_streams is not installed (make && make install)" >&2; exit 2; }
+HAVE_W2J=0; [ -f "$LIBDIR/wal2json.so" ] && HAVE_W2J=1
+CLK_TCK=$(getconf CLK_TCK)
+REPO=$(cd "$HERE/../.." && pwd)
+so_id() { echo "$(md5sum < "$LIBDIR/pg_streams.so" | cut -c1-12) $(date -u -r "$LIBDIR/pg_streams.so" '+%Y-%m-%dT%H:%M:%SZ')"; }
+SO_ID=$(so_id)
+GIT_ID=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "?")
+GIT_DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+
+DIR=$(mktemp -d /tmp/pg_streams_bench.XXXXXX)
+chown postgres "$DIR"
+chmod 755 "$DIR"
+RES="$DIR/results"
+: > "$RES"
+BG_PIDS=()
+
+cleanup() {
+  local rc=$?
+  for p in "${BG_PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  if [ "${KEEP:-0}" = 1 ]; then
+    echo "cluster left running: $PGBIN/psql -h $DIR -p $PORT bench ; stop: runuser -u postgres -- $PGBIN/pg_ctl -D $DIR/data stop"
+    return
+  fi
+  if [ -f "$DIR/data/postmaster.pid" ]; then
+    timeout 30 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1 ||
+      timeout 30 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  if [ $rc -ne 0 ] && [ -f "$DIR/server.log" ]; then
+    echo "---- last lines of the server log ----" >&2
+    tail -n 30 "$DIR/server.log" >&2 || true
+  fi
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+put() { echo "$1=$2" >> "$RES"; }
+get() { grep -E "^$1=" "$RES" | tail -n 1 | cut -d= -f2-; }
+
+# psql as postgres; -At unaligned output, stops on the first error; bounded.
+Q() {  # Q db sql...
+  local db=$1; shift
+  case $db in *=*) ;; *) db="dbname=$db" ;; esac
+  timeout "${QTIMEOUT:-300}" runuser -u postgres -- "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 \
+    -h "$DIR" -p "$PORT" -d "$db options='-c work_mem=512MB'" "$@"
+}
+calc() { python3 -c "print(round($1, 6))"; }
+since() {  # since END START: END - START, or "timeout" when END is empty
+  if [ -n "$1" ]; then calc "$1 - $2"; else echo timeout; fi
+}
+
+worker_pid() {  # the capture worker of a database (empty if none)
+  Q postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_streams capture' AND datname = '$1'"
+}
+pgs_ticks() {  # CPU (utime + stime, clock ticks) of the pg_streams processes of a database
+  local pids p t=0
+  # The capture worker, and its appender where the build has one.
+  pids=$(Q postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE 'pg_streams%' AND datname = '$1'")
+  for p in $pids; do
+    [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+wait_worker() {  # wait until the capture worker of a database runs and has its slot
+  local db=$1 oid
+  oid=$(Q postgres -c "SELECT oid FROM pg_database WHERE datname = '$db'")
+  for _ in $(seq 1 300); do
+    if [ -n "$(worker_pid "$db")" ] &&
+       [ "$(Q postgres -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pg_streams_$oid'")" = 1 ]; then
+      echo "pg_streams_$oid"; return 0
+    fi
+    sleep 0.1
+  done
+  echo "bench.sh: capture worker of $db did not start" >&2; return 1
+}
+
+###########################################################################
+# Cluster
+###########################################################################
+log "initdb in $DIR (port $PORT, unix socket only)"
+runuser -u postgres -- "$PGBIN/initdb" -D "$DIR/data" --encoding=UTF8 --no-locale -A trust >/dev/null
+PLUGINS="pgoutput, test_decoding, pg_streams"
+[ $HAVE_W2J = 1 ] && PLUGINS="$PLUGINS, wal2json"
+cat >> "$DIR/data/postgresql.conf" <<CONF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$DIR'
+shared_preload_libraries = 'pg_streams'
+wal_level = logical
+output_plugin_libraries = '$PLUGINS'
+max_replication_slots = 10
+max_wal_senders = 10
+max_worker_processes = 16
+# benchmark hygiene: no checkpoint in the middle of a measurement
+shared_buffers = 512MB
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+timezone = 'UTC'
+log_min_messages = warning
+CONF
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
+Q postgres -c "CREATE DATABASE bench" -c "CREATE DATABASE pgb"
+Q bench -c "CREATE EXTENSION pg_walinspect"
+Q bench -f "$HERE/helpers.sql" >/dev/null
+Q pgb -f "$HERE/helpers.sql" >/dev/null
+Q bench -c "CREATE EXTENSION pg_streams"
+SLOT=$(wait_worker bench)
+sleep 1
+put pgs_procs "$(Q postgres -c "SELECT string_agg(DISTINCT backend_type, ' + ') FROM pg_stat_activity WHERE backend_type LIKE 'pg_streams%' AND datname = 'bench'")"
+
+###########################################################################
+# 1. Capture throughput
+###########################################################################
+log "1. capture throughput: $ROWS rows in $TXNS transactions x $PER_TXN"
+Q bench <<'SQL' >/dev/null
+CREATE TABLE bench_items (
+    id      bigint PRIMARY KEY,
+    account integer NOT NULL,
+    amount  numeric(12,2) NOT NULL,
+    note    text NOT NULL,
+    created timestamptz NOT NULL
+) WITH (autovacuum_enabled = off);
+CREATE PUBLICATION bench_pub FOR TABLE bench_items;
+SQL
+Q bench -c "SELECT streams.enable_stream('bench_items', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null 2>&1
+SID=$(Q bench -c "SELECT stream_id FROM streams.stream WHERE table_name = 'public.bench_items'")
+# Baseline slots, created after the stream is on and before the workload.
+Q bench -c "SELECT pg_create_logical_replication_slot('b_pgoutput', 'pgoutput')" \
+        -c "SELECT pg_create_logical_replication_slot('b_pgstreams', 'pg_streams')" >/dev/null
+[ $HAVE_W2J = 1 ] && Q bench -c "SELECT pg_create_logical_replication_slot('b_wal2json', 'wal2json')" >/dev/null
+
+workload() {  # workload FIRST_ID FILE: TXNS autocommit statements of PER_TXN heap inserts each
+  local first=$1 file=$2
+  for ((i = 0; i < TXNS; i++)); do
+    local a=$((first + i * PER_TXN)) b=$((first + (i + 1) * PER_TXN - 1))
+    echo "INSERT INTO bench_items SELECT g, g % 1000, (g % 100000) / 100.0, 'item ' || md5(g::text), now() FROM generate_series($a, $b) AS g;"
+  done > "$file"
+}
+
+baselines() {  # baselines TAG UPTO_LSN: time each decoder over the same WAL, up to UPTO_LSN
+  local tag=$1 upto=$2 out
+  out=$(Q bench -F ' ' -c "SELECT * FROM bench_time(\$q\$SELECT count(*) FILTER (WHERE get_byte(data, 0) = 73) FROM pg_logical_slot_get_binary_changes('b_pgoutput', '$upto', NULL, 'proto_version', '1', 'publication_names', 'bench_pub')\$q\$)")
+  put "${tag}_pgoutput_s" "${out% *}"; put "${tag}_pgoutput_n" "${out#* }"
+  if [ $HAVE_W2J = 1 ]; then
+    out=$(Q bench -F ' ' -c "SELECT * FROM bench_time(\$q\$SELECT count(*) FILTER (WHERE data LIKE '{\"action\":\"I\"%') FROM pg_logical_slot_get_changes('b_wal2json', '$upto', NULL, 'format-version', '2', 'add-tables', 'public.bench_items')\$q\$)")
+    put "${tag}_wal2json_s" "${out% *}"; put "${tag}_wal2json_n" "${out#* }"
+  fi
+  out=$(Q bench -F ' ' -c "SELECT * FROM bench_time(\$q\$SELECT count(*) FROM pg_logical_slot_get_changes('b_pgstreams', '$upto', NULL)\$q\$)")
+  put "${tag}_pgsplugin_s" "${out% *}"; put "${tag}_pgsplugin_n" "${out#* }"
+}
+
+# 1a. Live: the capture worker runs while the workload writes.
+workload 1 "$DIR/w1.sql"
+Q bench -c "CHECKPOINT"
+C0=$(pgs_ticks bench)
+L0=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
+T0=$(date +%s.%N)
+Q bench -f "$DIR/w1.sql" >/dev/null
+T1=$(date +%s.%N)
+W1_END=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
+DONE=$(Q bench -c "SELECT extract(epoch FROM bench_wait_confirmed('$SLOT', '$W1_END', 120))")
+C1=$(pgs_ticks bench)
+[ -n "$DONE" ] || { log "capture did not catch up within 120 s"; }
+read -r N1 FIRST1 <<<"$(Q bench -F ' ' -c "SELECT count(*), extract(epoch FROM min(arrival)) FROM streams.record WHERE stream_id = $SID")"
+put live_count "$N1"
+put live_gen_s "$(calc "$T1 - $T0")"
+put live_s "$(since "$DONE" "$FIRST1")"
+put live_cpu_s "$(calc "($C1 - $C0) / $CLK_TCK")"
+put live_wal_mb "$(Q bench -c "SELECT round((pg_wal_lsn_diff('$W1_END', '$L0') / 1048576.0)::numeric, 1)")"
+log "   live capture: $N1 records, $(get live_s) s from first commit; decoding the same WAL with the baselines"
+baselines live "$W1_END"
+
+# 1b. Backlog: the workload is written while the capture worker waits on a
+# lock on streams.record; the baselines decode exactly that WAL (nothing else
+# writes), then the lock goes and the worker drains the backlog.
+Q bench -c "SELECT count(*) FROM pg_replication_slot_advance('b_pgoutput', pg_current_wal_lsn())" \
+        -c "SELECT count(*) FROM pg_replication_slot_advance('b_pgstreams', pg_current_wal_lsn())" >/dev/null
+[ $HAVE_W2J = 1 ] && Q bench -c "SELECT count(*) FROM pg_replication_slot_advance('b_wal2json', pg_current_wal_lsn())" >/dev/null
+workload $((ROWS + 1)) "$DIR/w2.sql"
+Q bench -c "CHECKPOINT"
+QTIMEOUT=200 Q "dbname=bench application_name=bench_lock" \
+  -c "BEGIN; LOCK TABLE streams.record IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(180); COMMIT;" >/dev/null 2>&1 &
+LOCK_PID=$!; BG_PIDS+=("$LOCK_PID")
+for _ in $(seq 1 100); do
+  [ "$(Q bench -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'bench_lock' AND l.granted AND l.mode = 'AccessExclusiveLock' AND l.relation = 'streams.record'::regclass")" = 1 ] && break
+  sleep 0.1
+done
+L2=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
+Q bench -f "$DIR/w2.sql" >/dev/null
+W2_END=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
+put backlog_wal_mb "$(Q bench -c "SELECT round((pg_wal_lsn_diff('$W2_END', '$L2') / 1048576.0)::numeric, 1)")"
+put backlog_blocked "$(Q bench -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pg_streams%' AND datname = 'bench' AND wait_event_type = 'Lock'")"
+log "   backlog: $ROWS rows written while capture waits; baselines decode that WAL"
+baselines backlog "$W2_END"
+C0=$(pgs_ticks bench)
+REL=$(Q bench -F ' ' -c "SELECT extract(epoch FROM clock_timestamp()), pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'bench_lock'")
+REL=${REL%% *}
+DONE=$(Q bench -c "SELECT extract(epoch FROM bench_wait_confirmed('$SLOT', '$W2_END', 120))")
+C1=$(pgs_ticks bench)
+wait "$LOCK_PID" 2>/dev/null || true
+put backlog_count "$(( $(Q bench -c "SELECT count(*) FROM streams.record WHERE stream_id = $SID") - N1 ))"
+put backlog_s "$(since "$DONE" "$REL")"
+put backlog_cpu_s "$(calc "($C1 - $C0) / $CLK_TCK")"
+log "   backlog drained in $(get backlog_s) s"
+Q bench -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'b\_%'" >/dev/null
+
+###########################################################################
+# 2. Latency commit -> readable at ~LAT_RATE commits/s
+###########################################################################
+log "2. latency: pgbench --rate=$LAT_RATE for $LAT_SECONDS s, one INSERT per transaction"
+Q bench <<'SQL' >/dev/null
+CREATE TABLE lat_items (
+    id      bigserial PRIMARY KEY,
+    payload text NOT NULL,
+    created timestamptz NOT NULL
+);
+SQL
+Q bench -c "SELECT streams.enable_stream('lat_items', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null 2>&1
+LSID=$(Q bench -c "SELECT stream_id FROM streams.stream WHERE table_name = 'public.lat_items'")
+echo "INSERT INTO lat_items (payload, created) VALUES (md5(random()::text), clock_timestamp());" > "$DIR/lat.sql"
+Q bench -c "CHECKPOINT"
+# Warm up the stream (first segment, caches) so the measurement starts steady.
+Q bench -c "INSERT INTO lat_items (payload, created) VALUES ('warmup', clock_timestamp())"
+Q bench -c "SELECT bench_wait_confirmed('$SLOT', pg_current_wal_insert_lsn(), 30)" >/dev/null
+LL0=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
+POLL_SECONDS=$((LAT_SECONDS + 4))
+QTIMEOUT=$((POLL_SECONDS + 60)) Q "dbname=bench application_name=bench_poller" -c \
+  "COPY (SELECT extract(epoch FROM arrival), extract(epoch FROM seen), poll_no FROM bench_poll($LSID, 4, $POLL_SECONDS, 0.001)) TO STDOUT WITH CSV" \
+  > "$DIR/poll.csv" &
+POLL_PID=$!; BG_PIDS+=("$POLL_PID")
+sleep 0.5
+C0=$(pgs_ticks bench)
+LT0=$(date +%s.%N)
+timeout $((LAT_SECONDS + 60)) runuser -u postgres -- "$PGBIN/pgbench" -n -M prepared -c 4 -j 2 -T "$LAT_SECONDS" \
+  --rate="$LAT_RATE" -f "$DIR/lat.sql" -h "$DIR" -p "$PORT" bench > "$DIR/lat_pgbench.out" 2>&1
+LT1=$(date +%s.%N)
+LL1=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
+DONE=$(Q bench -c "SELECT extract(epoch FROM bench_wait_confirmed('$SLOT', '$LL1', 60))")
+C1=$(pgs_ticks bench)
+wait "$POLL_PID" || log "   poller failed"
+put lat_tps "$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$DIR/lat_pgbench.out" | head -n 1)"
+put lat_pgb_lat "$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$DIR/lat_pgbench.out" | head -n 1)"
+put lat_cpu_s "$(calc "($C1 - $C0) / $CLK_TCK")"
+put lat_wall_s "$(calc "$LT1 - $LT0")"
+put lat_records "$(Q bench -c "SELECT count(*) FROM streams.record WHERE stream_id = $LSID AND arrival >= to_timestamp($LT0)")"
+# Window: source commits from 1 s after pgbench started (connections set up)
+# to the end of the run.
+FROM=$(calc "$LT0 + 1"); TO=$LT1
+# Method A: the capture worker's append transaction commit time, read from its
+# COMMIT record in the WAL (pg_walinspect); the source commit time is the
+# record's arrival column (the commit time decoded from the source COMMIT).
+Q bench -c "COPY (
+  WITH r AS (SELECT xmin::text::bigint AS wx, arrival FROM streams.record WHERE stream_id = $LSID AND arrival >= to_timestamp($LT0)),
+       c AS (SELECT xid::text::bigint AS wx, (regexp_match(description, '^([^;]+)'))[1]::timestamptz AS committed
+             FROM pg_get_wal_records_info('$LL0', pg_current_wal_flush_lsn())
+             WHERE resource_manager = 'Transaction' AND record_type = 'COMMIT')
+  SELECT extract(epoch FROM r.arrival), extract(epoch FROM c.committed) FROM r JOIN c USING (wx)) TO STDOUT WITH CSV" \
+  > "$DIR/commit.csv"
+python3 "$HERE/latency.py" latA "$FROM" "$TO" < "$DIR/commit.csv" >> "$RES"
+python3 "$HERE/latency.py" latB "$FROM" "$TO" < "$DIR/poll.csv" >> "$RES"
+put latB_interval_ms "$(calc "$POLL_SECONDS * 1000.0 / max(1, int('$(get latB_polls)' or 0))")"
+log "   p99 = $(get latA_p99) ms (commit records), $(get latB_p99) ms (poller)"
+
+###########################################################################
+# 3. pgbench TPC-B write TPS
+###########################################################################
+log "3. pgbench TPC-B, scale $PGB_SCALE, -c 4 -j 2 -T $PGB_SECONDS (x3)"
+# Nothing else may decode WAL during these runs: drop the extension in bench.
+Q bench -c "DROP EXTENSION pg_streams CASCADE" >/dev/null 2>&1
+for _ in $(seq 1 100); do
+  [ -z "$(worker_pid bench)" ] && [ "$(Q postgres -c "SELECT count(*) FROM pg_replication_slots")" = 0 ] && break
+  sleep 0.1
+done
+
+pgb_init() {
+  timeout 300 runuser -u postgres -- "$PGBIN/pgbench" -i -q -s "$PGB_SCALE" -h "$DIR" -p "$PORT" pgb >/dev/null 2>&1
+  Q pgb -c "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY" >/dev/null
+}
+pgb_run() {  # pgb_run TAG: vacuum, checkpoint, run, record tps
+  local tag=$1 c0 c1 l0 out
+  Q pgb -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null
+  c0=$(pgs_ticks pgb)
+  l0=$(Q pgb -c "SELECT pg_current_wal_insert_lsn()")
+  out=$(timeout $((PGB_SECONDS + 120)) runuser -u postgres -- "$PGBIN/pgbench" -n -c 4 -j 2 -T "$PGB_SECONDS" \
+        -h "$DIR" -p "$PORT" pgb 2>&1)
+  c1=$(pgs_ticks pgb)
+  put "pgb_${tag}_wal_mb" "$(Q pgb -c "SELECT round((pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$l0') / 1048576.0)::numeric, 1)")"
+  put "pgb_${tag}_tps" "$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | head -n 1)"
+  put "pgb_${tag}_lat" "$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out" | head -n 1)"
+  put "pgb_${tag}_txns" "$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
+  put "pgb_${tag}_cpu_s" "$(calc "($c1 - $c0) / $CLK_TCK")"
+  log "   $tag: $(get "pgb_${tag}_tps") tps"
+}
+
+pgb_init
+pgb_run noext
+
+Q pgb -c "CREATE EXTENSION pg_streams"
+PSLOT=$(wait_worker pgb)
+pgb_init
+pgb_run idle
+
+pgb_init
+for t in pgbench_accounts pgbench_branches pgbench_tellers pgbench_history; do
+  Q pgb -c "SELECT streams.enable_stream('$t', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null 2>&1
+done
+pgb_run on
+PL1=$(Q pgb -c "SELECT pg_current_wal_insert_lsn()")
+# Capture backlog left when the run ended, and how long it takes to drain.
+put pgb_on_lag_mb "$(Q pgb -c "SELECT round((pg_wal_lsn_diff('$PL1', confirmed_flush_lsn) / 1048576.0)::numeric, 1) FROM pg_replication_slots WHERE slot_name = '$PSLOT'")"
+TE=$(date +%s.%N)
+DONE=$(Q pgb -c "SELECT extract(epoch FROM bench_wait_confirmed('$PSLOT', '$PL1', 120))")
+put pgb_on_drain_s "$(since "$DONE" "$TE")"
+put pgb_on_records "$(Q pgb -c "SELECT count(*) FROM streams.record")"
+
+###########################################################################
+# Report
+###########################################################################
+put rows "$ROWS"; put txns "$TXNS"; put per_txn "$PER_TXN"
+put lat_seconds "$LAT_SECONDS"; put lat_rate "$LAT_RATE"
+put pgb_seconds "$PGB_SECONDS"; put pgb_scale "$PGB_SCALE"; put have_w2j "$HAVE_W2J"
+put build "installed pg_streams.so md5 ${SO_ID% *} built ${SO_ID#* }; repo HEAD $GIT_ID with $GIT_DIRTY modified tracked files"
+[ "$(so_id)" = "$SO_ID" ] || put build_changed "the installed pg_streams.so was replaced during the run (the cluster kept the one it loaded at start)"
+put cpus "$(nproc)"; put pg_version "$("$PGBIN/postgres" --version)"
+python3 "$HERE/report.py" "$RES"

@@ -1,0 +1,74 @@
+-- Helper functions of test/bench/bench.sh, created in the benchmark database
+-- (schema public) before any measured WAL is written. They only read.
+
+-- Runs a query returning one bigint and times it on the server (no client
+-- round trip in the figure).
+CREATE FUNCTION bench_time(q text, OUT seconds double precision, OUT n bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t0 timestamptz := clock_timestamp();
+BEGIN
+    EXECUTE q INTO n;
+    seconds := extract(epoch FROM clock_timestamp() - t0);
+END $$;
+
+-- Waits until the slot's confirmed_flush_lsn reaches target; returns the
+-- clock_timestamp() at which that was seen (NULL on timeout). Polls shared
+-- memory every 5 ms, which costs next to nothing.
+--
+-- The capture worker confirms the end LSN of its last appended transaction
+-- after each append commit, and the WAL position it has read whenever it has
+-- nothing left to append: confirmed >= target means every transaction that
+-- committed before target is in streams.record.
+CREATE FUNCTION bench_wait_confirmed(slot name, target pg_lsn, timeout_s double precision)
+RETURNS timestamptz LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + make_interval(secs => timeout_s);
+BEGIN
+    LOOP
+        IF (SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = slot) >= target THEN
+            RETURN clock_timestamp();
+        END IF;
+        IF clock_timestamp() > deadline THEN
+            RETURN NULL;
+        END IF;
+        PERFORM pg_sleep(0.005);
+    END LOOP;
+END $$;
+
+-- Visibility poller: for `seconds`, every `interval_s`, fetches the records of
+-- stream `sid` that were not visible at the previous poll. Each row carries
+-- the source commit time (arrival) and `seen`, the clock_timestamp() taken
+-- right before the snapshot in which it was first visible. The record became
+-- visible in (previous poll, seen]. VOLATILE: in READ COMMITTED each query
+-- takes a new snapshot. It writes nothing, so it gets no transaction id.
+-- Appends are sequential (one capture worker, commit-LSN order), so "lsn
+-- greater than the greatest seen so far" finds exactly the new records.
+CREATE FUNCTION bench_poll(sid integer, nshards integer, seconds double precision, interval_s double precision)
+RETURNS TABLE (arrival timestamptz, seen timestamptz, poll_no integer)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    last_lsn bigint := -1;
+    stop     timestamptz := clock_timestamp() + make_interval(secs => seconds);
+    shards   integer[] := ARRAY(SELECT generate_series(0, nshards - 1));
+    t        timestamptz;
+    arr      timestamptz[];
+    m        bigint;
+    polls    integer := 0;
+BEGIN
+    LOOP
+        t := clock_timestamp();
+        EXIT WHEN t >= stop;
+        polls := polls + 1;
+        SELECT array_agg(r.arrival), max(r.lsn) INTO arr, m
+        FROM streams.record r
+        WHERE r.stream_id = sid AND r.shard = ANY (shards) AND r.lsn > last_lsn;
+        IF m IS NOT NULL THEN
+            last_lsn := m;
+            RETURN QUERY SELECT a, t, polls FROM unnest(arr) AS a;
+        END IF;
+        PERFORM pg_sleep(interval_s);
+    END LOOP;
+    -- One last row carrying the number of polls (arrival NULL).
+    RETURN QUERY SELECT NULL::timestamptz, clock_timestamp(), polls;
+END $$;
