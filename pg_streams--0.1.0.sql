@@ -94,7 +94,8 @@ $$;
 CREATE FUNCTION streams._parse_seq(seq text, OUT lsn bigint, OUT idx integer)
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF seq IS NULL OR seq !~ '^1[0-9]{30}$' OR substr(seq, 2, 20)::numeric > 9223372036854775807 THEN
+    IF seq IS NULL OR seq !~ '^1[0-9]{30}$' OR substr(seq, 2, 20)::numeric > 9223372036854775807
+       OR substr(seq, 22, 10)::bigint > 2147483647 THEN
         PERFORM streams._raise('22023', 'ValidationException',
             format('Invalid SequenceNumber: %s (expected the 31-digit SequenceNumber of a record of this stream)',
                    coalesce(seq, 'null')));
@@ -194,6 +195,10 @@ BEGIN
     END IF;
 
     SELECT * INTO c FROM pg_class WHERE oid = tbl;
+    IF NOT FOUND THEN
+        PERFORM streams._raise('42704', 'ResourceNotFoundException',
+            format('Requested resource not found: Table: %s not found', tbl::oid));
+    END IF;
     nsp := (SELECT nspname FROM pg_namespace WHERE oid = c.relnamespace);
     IF c.relkind NOT IN ('r', 'p') THEN
         PERFORM streams._raise('42809', 'ValidationException', format('"%s" is not a table', tbl));
@@ -258,6 +263,31 @@ BEGIN
         IF rels IS NOT NULL THEN
             RAISE NOTICE 'pg_streams: REPLICA IDENTITY FULL set on %: view type % needs complete old row images',
                 array_to_string(rels::regclass[], ', '), view_type
+                USING HINT = 'streams.disable_stream restores the previous replica identity.';
+        END IF;
+    ELSE
+        -- Keys only, but the old keys must be in WAL: REPLICA IDENTITY NOTHING,
+        -- or USING INDEX of an index without all key columns, would lose the
+        -- REMOVE records and turn key changes into a MODIFY of the new key.
+        SELECT array_agg(pc.oid ORDER BY pc.oid) INTO rels
+        FROM pg_class pc
+        WHERE (pc.oid = tbl OR pc.oid IN (SELECT relid FROM pg_partition_tree(tbl)))
+          AND pc.relkind IN ('r', 'p')
+          AND (pc.relreplident = 'n'
+               OR pc.relreplident = 'i' AND NOT EXISTS (
+                   SELECT 1 FROM pg_index i
+                   WHERE i.indrelid = pc.oid AND i.indisreplident
+                     AND (SELECT array_agg(a.attname::text) FROM pg_attribute a
+                          WHERE a.attrelid = pc.oid AND a.attnum = ANY (i.indkey)) @> keys));
+        FOREACH r IN ARRAY coalesce(rels, '{}') LOOP
+            saved := saved || jsonb_build_array(streams._identity_of(r));
+            EXECUTE format('ALTER TABLE %s REPLICA IDENTITY %s', r::regclass,
+                           CASE WHEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = r AND i.indisprimary)
+                                THEN 'DEFAULT' ELSE 'FULL' END);
+        END LOOP;
+        IF rels IS NOT NULL THEN
+            RAISE NOTICE 'pg_streams: REPLICA IDENTITY changed on %: view type KEYS_ONLY needs the old keys of every change',
+                array_to_string(rels::regclass[], ', ')
                 USING HINT = 'streams.disable_stream restores the previous replica identity.';
         END IF;
     END IF;
@@ -426,6 +456,9 @@ BEGIN
     BEGIN
         parts := regexp_match(convert_from(decode(shard_iterator, 'base64'), 'UTF8'),
                               '^pgs1:([0-9]+):([0-9]+):([0-9]+):(-?[0-9]+)$');
+        -- The numbers must fit their types (an iterator may be forged).
+        PERFORM parts[1]::integer;
+        p_shard := parts[2]::integer; p_lsn := parts[3]::bigint; p_idx := parts[4]::integer;
     EXCEPTION WHEN OTHERS THEN
         parts := NULL;
     END;
@@ -444,7 +477,9 @@ BEGIN
             'Requested resource not found: the stream of this iterator no longer exists');
     END IF;
     PERFORM streams._check_read(s);
-    p_shard := parts[2]::integer; p_lsn := parts[3]::bigint; p_idx := parts[4]::integer;
+    IF p_shard >= s.shard_count THEN
+        PERFORM streams._raise('22023', 'ValidationException', format('Invalid ShardIterator: %s', shard_iterator));
+    END IF;
 
     SELECT jsonb_agg(r.record::jsonb ORDER BY r.lsn, r.idx),
            (array_agg(r.lsn ORDER BY r.lsn DESC, r.idx DESC))[1],

@@ -85,12 +85,10 @@ const TypeInfo* LookupType(Oid typid) {
 }
 
 long AppendS(StringInfo out, const char* s, int len) {
-  int utf8_len;
-  const char* u = ToUtf8(s, len, &utf8_len);
   appendBinaryStringInfo(out, "{\"S\":", 5);
-  AppendJsonString(out, u, utf8_len);
+  AppendJsonString(out, s, len);
   appendStringInfoCharMacro(out, '}');
-  return utf8_len;
+  return Utf8Length(s, len);
 }
 
 // A decimal number: N when DynamoDB can hold it, else S (NaN, Infinity,
@@ -173,11 +171,9 @@ long AppendJsonb(StringInfo out, Jsonb* jb) {
         break;
       case WJB_KEY: {
         separator();
-        int utf8_len;
-        const char* k = ToUtf8(v.val.string.val, v.val.string.len, &utf8_len);
-        AppendJsonString(out, k, utf8_len);
+        AppendJsonString(out, v.val.string.val, v.val.string.len);
         appendStringInfoCharMacro(out, ':');
-        pending_key_len = utf8_len;
+        pending_key_len = Utf8Length(v.val.string.val, v.val.string.len);
         break;
       }
       case WJB_VALUE:
@@ -285,11 +281,10 @@ long AppendComposite(StringInfo out, Datum value) {
     if (!first) appendStringInfoCharMacro(out, ',');
     first = false;
     const char* name = NameStr(att->attname);
-    int utf8_len;
-    const char* u = ToUtf8(name, static_cast<int>(strlen(name)), &utf8_len);
-    AppendJsonString(out, u, utf8_len);
+    int name_len = static_cast<int>(strlen(name));
+    AppendJsonString(out, name, name_len);
     appendStringInfoCharMacro(out, ':');
-    size += utf8_len + AppendAttrValue(out, att->atttypid, values[i], nulls[i]) + 1;
+    size += Utf8Length(name, name_len) + AppendAttrValue(out, att->atttypid, values[i], nulls[i]) + 1;
   }
   appendBinaryStringInfo(out, "}}", 2);
   ReleaseTupleDesc(desc);

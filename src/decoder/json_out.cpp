@@ -33,14 +33,13 @@ void AppendJsonString(StringInfo out, const char* s, int len) {
   appendStringInfoCharMacro(out, '"');
 }
 
-const char* ToUtf8(const char* s, int len, int* utf8_len) {
-  if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII) {
-    *utf8_len = len;
-    return s;
-  }
+int Utf8Length(const char* s, int len) {
+  if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII) return len;
   char* converted = pg_server_to_any(s, len, PG_UTF8);
-  *utf8_len = converted == s ? len : static_cast<int>(strlen(converted));
-  return converted;
+  if (converted == s) return len;
+  int utf8_len = static_cast<int>(strlen(converted));
+  pfree(converted);
+  return utf8_len;
 }
 
 }  // namespace pgs::decoder

@@ -9,11 +9,12 @@ extern "C" {
 
 namespace pgs::decoder {
 
-// Appends s as a JSON string literal (quoted, escaped). s is UTF-8.
+// Appends s as a JSON string literal (quoted, escaped). s is in the server
+// encoding, like the record text it goes into (server encodings are
+// ASCII-safe: bytes of multibyte characters are all >= 0x80).
 void AppendJsonString(StringInfo out, const char* s, int len);
 
-// Converts server-encoded text to UTF-8 (returns s when no conversion is
-// needed) and reports the UTF-8 length.
-const char* ToUtf8(const char* s, int len, int* utf8_len);
+// The length in UTF-8 of server-encoded text: what DynamoDB's sizes count.
+int Utf8Length(const char* s, int len);
 
 }  // namespace pgs::decoder

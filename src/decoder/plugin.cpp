@@ -170,6 +170,9 @@ void HandleChange(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, Relation r
     }
     case REORDER_BUFFER_CHANGE_UPDATE: {
       if (newtuple == nullptr) return;
+      // Unchanged TOASTed columns are not in the new tuple: take them from
+      // the old one, for a MODIFY as well as for the INSERT of a new key.
+      if (oldtuple != nullptr) FillUnchangedToast(&new_img, &old_img);
       StringInfo keys = NewBuffer();
       long keys_size = AppendKeys(keys, info, &new_img);
       if (oldtuple != nullptr) {
@@ -181,7 +184,6 @@ void HandleChange(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, Relation r
           EmitSimple(ctx, txn, info, "INSERT", &new_img, keys, keys_size);
           return;
         }
-        FillUnchangedToast(&new_img, &old_img);
       }
       RecordParts parts{"MODIFY", keys, keys_size, nullptr, 0, nullptr, 0};
       bool both_known = oldtuple != nullptr && !old_img.keys_only;

@@ -158,14 +158,13 @@ void Build(Entry* e, Relation relation) {
     Form_pg_attribute att = TupleDescAttr(info->root_desc, i);
     if (att->attisdropped) continue;
     const char* name = NameStr(att->attname);
-    int utf8_len;
-    const char* u = ToUtf8(name, static_cast<int>(strlen(name)), &utf8_len);
+    int name_len = static_cast<int>(strlen(name));
     StringInfoData buf;
     initStringInfo(&buf);
-    AppendJsonString(&buf, u, utf8_len);
+    AppendJsonString(&buf, name, name_len);
     appendStringInfoCharMacro(&buf, ':');
     info->json_names[i] = buf.data;
-    info->name_lengths[i] = utf8_len;
+    info->name_lengths[i] = Utf8Length(name, name_len);
   }
   MemoryContextSwitchTo(old);
   e->cxt = cxt;
