@@ -526,8 +526,11 @@ BEGIN
         lower := to_timestamp(b);
         IF NOT EXISTS (SELECT 1 FROM streams.segment WHERE stream_id = p_stream AND lower_bound = lower) THEN
             name := format('record_%s_%s', p_stream, b);
-            EXECUTE format('CREATE TABLE streams.%I PARTITION OF streams.%I FOR VALUES FROM (%L) TO (%L)',
-                           name, 'record_' || p_stream, lower, to_timestamp(b + width));
+            -- CREATE + ATTACH: attaching needs only SHARE UPDATE EXCLUSIVE on the
+            -- stream's table, so open readers do not hold up capture.
+            EXECUTE format('CREATE TABLE streams.%I (LIKE streams.record INCLUDING ALL)', name);
+            EXECUTE format('ALTER TABLE streams.%I ATTACH PARTITION streams.%I FOR VALUES FROM (%L) TO (%L)',
+                           'record_' || p_stream, name, lower, to_timestamp(b + width));
             INSERT INTO streams.segment VALUES (p_stream, lower, to_timestamp(b + width), name);
         END IF;
         b := b + width;
@@ -540,20 +543,31 @@ END $$;
 CREATE FUNCTION streams._trim() RETURNS double precision
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    seg  record;
+    seg      record;
     next_due double precision;
 BEGIN
+    -- Dropping a segment locks its stream's table: never wait for readers,
+    -- try again on the next round instead.
+    SET LOCAL lock_timeout = '100ms';
     FOR seg IN SELECT g.stream_id, g.lower_bound, g.relname
                FROM streams.segment g JOIN streams.stream s USING (stream_id)
                WHERE g.upper_bound + s.retention <= now() LOOP
-        EXECUTE format('DROP TABLE IF EXISTS streams.%I', seg.relname);
-        DELETE FROM streams.segment WHERE stream_id = seg.stream_id AND lower_bound = seg.lower_bound;
+        BEGIN
+            EXECUTE format('DROP TABLE IF EXISTS streams.%I', seg.relname);
+            DELETE FROM streams.segment WHERE stream_id = seg.stream_id AND lower_bound = seg.lower_bound;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;
+        END;
     END LOOP;
     FOR seg IN SELECT s.stream_id FROM streams.stream s
                WHERE s.status = 'DISABLED' AND s.disabled_at + s.retention <= now() LOOP
-        EXECUTE format('DROP TABLE IF EXISTS streams.%I', 'record_' || seg.stream_id);
-        DELETE FROM streams.segment WHERE stream_id = seg.stream_id;
-        DELETE FROM streams.stream WHERE stream_id = seg.stream_id;
+        BEGIN
+            EXECUTE format('DROP TABLE IF EXISTS streams.%I', 'record_' || seg.stream_id);
+            DELETE FROM streams.segment WHERE stream_id = seg.stream_id;
+            DELETE FROM streams.stream WHERE stream_id = seg.stream_id;
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;
+        END;
     END LOOP;
     SELECT min(t) INTO next_due FROM (
         SELECT extract(epoch FROM g.upper_bound + s.retention - now()) AS t

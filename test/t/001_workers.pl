@@ -78,6 +78,21 @@ is($node->safe_psql('d2', qq{
 	SELECT jsonb_array_length(streams.get_records(streams.get_shard_iterator('$arn', '$shard', 'TRIM_HORIZON'))->'Records')}),
 	'0', 'TRIM_HORIZON starts after trimmed records');
 
+# An open transaction that has read the stream does not hold up capture:
+# new storage segments (1 s wide here) are attached without waiting for it.
+my $reader = $node->background_psql('d2');
+$reader->query_safe('BEGIN');
+$reader->query_safe('SELECT count(*) FROM streams.record');
+$node->safe_psql('d2', q{INSERT INTO r VALUES (1001)});
+sleep 1.5;
+$node->safe_psql('d2', q{INSERT INTO r VALUES (1002)});
+ok($node->poll_query_until('d2', q{
+	SELECT count(*) = 2 FROM streams.record r JOIN streams.stream s USING (stream_id)
+	 WHERE s.relid = 'r'::regclass AND r.arrival > now() - interval '1 minute'}),
+	'capture goes on while a reader transaction is open');
+$reader->query_safe('COMMIT');
+$reader->quit;
+
 # A disabled stream disappears once its retention has passed.
 $node->safe_psql('d2', q{SELECT streams.disable_stream('r')});
 ok($node->poll_query_until('d2', q{SELECT jsonb_array_length(streams.list_streams('r')->'Streams') = 0}),
