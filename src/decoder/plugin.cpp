@@ -47,11 +47,11 @@ void Startup(LogicalDecodingContext* ctx, OutputPluginOptions* opt, bool) {
   foreach (lc, ctx->output_plugin_options) {
     auto* elem = static_cast<DefElem*>(lfirst(lc));
     if (strcmp(elem->defname, "capture") == 0) {
-      bool on = elem->arg == nullptr ? true : defGetBoolean(elem);
-      if (on && capture_sink == nullptr)
+      // Only the capture worker, which provides the sink, may give this option.
+      if (capture_sink == nullptr)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("option \"capture\" of output plugin pg_streams is reserved for the capture worker")));
-      data->capture = on;
+      data->capture = elem->arg == nullptr ? true : defGetBoolean(elem);
     } else {
       ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                       errmsg("unrecognized pg_streams option: %s", elem->defname),

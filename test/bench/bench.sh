@@ -15,7 +15,7 @@
 #      and with streams on the four pgbench tables
 #
 # Knobs (environment): BENCH_PORT (5510), BENCH_ROWS (200000), BENCH_TXNS (400),
-# BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (30),
+# BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (20, per run; 6 runs),
 # BENCH_PGB_SCALE (10), KEEP=1 (leave the cluster running).
 set -euo pipefail
 
@@ -26,7 +26,7 @@ ROWS=${BENCH_ROWS:-200000}
 TXNS=${BENCH_TXNS:-400}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
 LAT_RATE=${BENCH_LAT_RATE:-1000}
-PGB_SECONDS=${BENCH_PGB_SECONDS:-30}
+PGB_SECONDS=${BENCH_PGB_SECONDS:-20}
 PGB_SCALE=${BENCH_PGB_SCALE:-10}
 PER_TXN=$((ROWS / TXNS))
 ROWS=$((PER_TXN * TXNS))
@@ -100,6 +100,21 @@ pgs_ticks() {  # CPU (utime + stime, clock ticks) of the pg_streams processes of
   done
   echo "$t"
 }
+cpu_snap() {  # "machine ours client" busy CPU ticks: whole machine, this cluster, this script's children
+  local pm m o c p
+  m=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)
+  pm=$(head -n 1 "$DIR/data/postmaster.pid")
+  # The postmaster with the children it reaped, plus its live children.
+  o=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat")
+  for p in $(ps -o pid= --ppid "$pm"); do
+    o=$((o + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  c=$(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat")
+  echo "$m $o $c"
+}
+other_cpu() {  # other_cpu SNAP0 SNAP1: CPU seconds used by anything else on the machine in between
+  python3 -c "a = '$1'.split(); b = '$2'.split(); d = [int(y) - int(x) for x, y in zip(a, b)]; print(round(max(0, d[0] - d[1] - d[2]) / $CLK_TCK, 1))"
+}
 wait_worker() {  # wait until the capture worker of a database runs and has its slot
   local db=$1 oid
   oid=$(Q postgres -c "SELECT oid FROM pg_database WHERE datname = '$db'")
@@ -116,6 +131,7 @@ wait_worker() {  # wait until the capture worker of a database runs and has its 
 ###########################################################################
 # Cluster
 ###########################################################################
+put load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 log "initdb in $DIR (port $PORT, unix socket only)"
 runuser -u postgres -- "$PGBIN/initdb" -D "$DIR/data" --encoding=UTF8 --no-locale -A trust >/dev/null
 PLUGINS="pgoutput, test_decoding, pg_streams"
@@ -151,6 +167,7 @@ put pgs_procs "$(Q postgres -c "SELECT string_agg(DISTINCT backend_type, ' + ') 
 # 1. Capture throughput
 ###########################################################################
 log "1. capture throughput: $ROWS rows in $TXNS transactions x $PER_TXN"
+S1=$(cpu_snap); T1S=$(date +%s.%N)
 Q bench <<'SQL' >/dev/null
 CREATE TABLE bench_items (
     id      bigint PRIMARY KEY,
@@ -227,6 +244,14 @@ done
 L2=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
 Q bench -f "$DIR/w2.sql" >/dev/null
 W2_END=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
+# Let the pipeline stall (it may decode ahead until its buffer is full) so
+# that the baselines run alone: wait until pg_streams uses no CPU for 0.3 s.
+prev=-1
+for _ in $(seq 1 100); do
+  cur=$(pgs_ticks bench)
+  [ "$cur" = "$prev" ] && break
+  prev=$cur; sleep 0.3
+done
 put backlog_wal_mb "$(Q bench -c "SELECT round((pg_wal_lsn_diff('$W2_END', '$L2') / 1048576.0)::numeric, 1)")"
 put backlog_blocked "$(Q bench -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pg_streams%' AND datname = 'bench' AND wait_event_type = 'Lock'")"
 log "   backlog: $ROWS rows written while capture waits; baselines decode that WAL"
@@ -242,11 +267,13 @@ put backlog_s "$(since "$DONE" "$REL")"
 put backlog_cpu_s "$(calc "($C1 - $C0) / $CLK_TCK")"
 log "   backlog drained in $(get backlog_s) s"
 Q bench -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'b\_%'" >/dev/null
+put p1_other_cpu "$(other_cpu "$S1" "$(cpu_snap)")"; put p1_wall "$(calc "$(date +%s.%N) - $T1S")"
 
 ###########################################################################
 # 2. Latency commit -> readable at ~LAT_RATE commits/s
 ###########################################################################
 log "2. latency: pgbench --rate=$LAT_RATE for $LAT_SECONDS s, one INSERT per transaction"
+S2=$(cpu_snap); T2S=$(date +%s.%N)
 Q bench <<'SQL' >/dev/null
 CREATE TABLE lat_items (
     id      bigserial PRIMARY KEY,
@@ -297,13 +324,18 @@ Q bench -c "COPY (
   > "$DIR/commit.csv"
 python3 "$HERE/latency.py" latA "$FROM" "$TO" < "$DIR/commit.csv" >> "$RES"
 python3 "$HERE/latency.py" latB "$FROM" "$TO" < "$DIR/poll.csv" >> "$RES"
+put p2_other_cpu "$(other_cpu "$S2" "$(cpu_snap)")"; put p2_wall "$(calc "$(date +%s.%N) - $T2S")"
 put latB_interval_ms "$(calc "$POLL_SECONDS * 1000.0 / max(1, int('$(get latB_polls)' or 0))")"
 log "   p99 = $(get latA_p99) ms (commit records), $(get latB_p99) ms (poller)"
 
 ###########################################################################
 # 3. pgbench TPC-B write TPS
 ###########################################################################
-log "3. pgbench TPC-B, scale $PGB_SCALE, -c 4 -j 2 -T $PGB_SECONDS (x3)"
+# Three configurations, run in the order A B C C B A so that a drift of the
+# machine over time weighs on all of them alike; each run starts from a fresh
+# pgbench -i. A: extension not installed; B: installed, no stream (the capture
+# worker decodes and skips everything); C: streams on the four tables.
+log "3. pgbench TPC-B, scale $PGB_SCALE, -c 4 -j 2 -T $PGB_SECONDS; order noext idle on on idle noext"
 # Nothing else may decode WAL during these runs: drop the extension in bench.
 Q bench -c "DROP EXTENSION pg_streams CASCADE" >/dev/null 2>&1
 for _ in $(seq 1 100); do
@@ -311,46 +343,83 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+ext_off() {
+  Q pgb -c "DROP EXTENSION IF EXISTS pg_streams CASCADE" >/dev/null 2>&1
+  for _ in $(seq 1 100); do
+    [ -z "$(Q postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE 'pg_streams%' AND datname = 'pgb'")" ] &&
+      [ "$(Q postgres -c "SELECT count(*) FROM pg_replication_slots")" = 0 ] && return 0
+    sleep 0.1
+  done
+  log "   the pg_streams processes of pgb did not stop"
+}
+ext_on() {
+  if [ -z "$(Q pgb -c "SELECT 1 FROM pg_extension WHERE extname = 'pg_streams'")" ]; then
+    Q pgb -c "CREATE EXTENSION pg_streams"
+    PSLOT=$(wait_worker pgb)
+    sleep 1
+  fi
+}
 pgb_init() {
   timeout 300 runuser -u postgres -- "$PGBIN/pgbench" -i -q -s "$PGB_SCALE" -h "$DIR" -p "$PORT" pgb >/dev/null 2>&1
   Q pgb -c "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY" >/dev/null
 }
-pgb_run() {  # pgb_run TAG: vacuum, checkpoint, run, record tps
-  local tag=$1 c0 c1 l0 out
+pgb_run() {  # pgb_run TAG ROUND: vacuum, checkpoint, run, record figures
+  local tag=$1 n=$2 c0 c1 s0 s1 l0 l1 w0 w1 wpid out fin te
   Q pgb -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null
+  if [ "$tag" != noext ]; then
+    # The capture worker decodes pgbench -i's big COPY transaction (spilled
+    # to disk) for a while after it ends: let it finish before measuring.
+    te=$(date +%s.%N)
+    fin=$(Q pgb -c "SELECT extract(epoch FROM bench_wait_confirmed('$PSLOT', pg_current_wal_insert_lsn(), 120))")
+    put "pgb_${tag}_catchup_s_$n" "$(since "$fin" "$te")"
+  fi
   c0=$(pgs_ticks pgb)
+  s0=$(cpu_snap)
   l0=$(Q pgb -c "SELECT pg_current_wal_insert_lsn()")
+  w0=$(Q pgb -F ' ' -c "SELECT wal_write, wal_sync FROM pg_stat_wal")
+  # Wait events of the pgbench backends, sampled every 50 ms from 1 s in.
+  QTIMEOUT=$((PGB_SECONDS + 60)) Q pgb -F ' ' -c "SELECT pg_sleep(1); SELECT * FROM bench_waits('pgb', $PGB_SECONDS - 2, 0.05)" \
+    > "$DIR/waits_${tag}_$n" 2>/dev/null &
+  wpid=$!; BG_PIDS+=("$wpid")
   out=$(timeout $((PGB_SECONDS + 120)) runuser -u postgres -- "$PGBIN/pgbench" -n -c 4 -j 2 -T "$PGB_SECONDS" \
         -h "$DIR" -p "$PORT" pgb 2>&1)
+  s1=$(cpu_snap)
   c1=$(pgs_ticks pgb)
-  put "pgb_${tag}_wal_mb" "$(Q pgb -c "SELECT round((pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$l0') / 1048576.0)::numeric, 1)")"
-  put "pgb_${tag}_tps" "$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | head -n 1)"
-  put "pgb_${tag}_lat" "$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out" | head -n 1)"
-  put "pgb_${tag}_txns" "$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
-  put "pgb_${tag}_cpu_s" "$(calc "($c1 - $c0) / $CLK_TCK")"
-  log "   $tag: $(get "pgb_${tag}_tps") tps"
+  put "pgb_${tag}_other_$n" "$(other_cpu "$s0" "$s1")"
+  l1=$(Q pgb -c "SELECT pg_current_wal_insert_lsn()")
+  wait "$wpid" || true
+  w1=$(Q pgb -F ' ' -c "SELECT pg_stat_clear_snapshot(); SELECT wal_write, wal_sync FROM pg_stat_wal" | tail -n 1)
+  put "pgb_${tag}_walsync_$n" "$(( ${w1#* } - ${w0#* } ))"
+  put "pgb_${tag}_waits_$n" "$(awk 'NF == 2 { n[$1] = $2; t += $2 } END { for (k in n) printf "%s %.0f%%\n", k, 100 * n[k] / t }' "$DIR/waits_${tag}_$n" | sort -k2 -t' ' -rn | head -n 5 | paste -sd, | sed 's/,/, /g')"
+  put "pgb_${tag}_tps_$n" "$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | head -n 1)"
+  put "pgb_${tag}_lat_$n" "$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out" | head -n 1)"
+  put "pgb_${tag}_txns_$n" "$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
+  put "pgb_${tag}_wal_mb_$n" "$(Q pgb -c "SELECT round((pg_wal_lsn_diff('$l1', '$l0') / 1048576.0)::numeric, 1)")"
+  put "pgb_${tag}_cpu_s_$n" "$(calc "($c1 - $c0) / $CLK_TCK")"
+  if [ "$tag" = on ]; then
+    # Capture backlog left when the run ended, and how long it takes to drain.
+    put "pgb_on_lag_mb_$n" "$(Q pgb -c "SELECT round((pg_wal_lsn_diff('$l1', confirmed_flush_lsn) / 1048576.0)::numeric, 1) FROM pg_replication_slots WHERE slot_name = '$PSLOT'")"
+    te=$(date +%s.%N)
+    fin=$(Q pgb -c "SELECT extract(epoch FROM bench_wait_confirmed('$PSLOT', '$l1', 120))")
+    put "pgb_on_drain_s_$n" "$(since "$fin" "$te")"
+    put "pgb_on_records_$n" "$(Q pgb -c "SELECT count(*) FROM streams.record r JOIN streams.stream s USING (stream_id) WHERE s.status = 'ENABLED'")"
+  fi
+  log "   $tag: $(get "pgb_${tag}_tps_$n") tps"
 }
-
-pgb_init
-pgb_run noext
-
-Q pgb -c "CREATE EXTENSION pg_streams"
-PSLOT=$(wait_worker pgb)
-pgb_init
-pgb_run idle
-
-pgb_init
-for t in pgbench_accounts pgbench_branches pgbench_tellers pgbench_history; do
-  Q pgb -c "SELECT streams.enable_stream('$t', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null 2>&1
-done
-pgb_run on
-PL1=$(Q pgb -c "SELECT pg_current_wal_insert_lsn()")
-# Capture backlog left when the run ended, and how long it takes to drain.
-put pgb_on_lag_mb "$(Q pgb -c "SELECT round((pg_wal_lsn_diff('$PL1', confirmed_flush_lsn) / 1048576.0)::numeric, 1) FROM pg_replication_slots WHERE slot_name = '$PSLOT'")"
-TE=$(date +%s.%N)
-DONE=$(Q pgb -c "SELECT extract(epoch FROM bench_wait_confirmed('$PSLOT', '$PL1', 120))")
-put pgb_on_drain_s "$(since "$DONE" "$TE")"
-put pgb_on_records "$(Q pgb -c "SELECT count(*) FROM streams.record")"
+pgb_config() {  # pgb_config TAG ROUND
+  case $1 in
+    noext) ext_off; pgb_init ;;
+    idle) ext_on; pgb_init ;;
+    on)
+      ext_on; pgb_init
+      for t in pgbench_accounts pgbench_branches pgbench_tellers pgbench_history; do
+        Q pgb -c "SELECT streams.enable_stream('$t', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null 2>&1
+      done ;;
+  esac
+  pgb_run "$1" "$2"
+}
+pgb_config noext 1; pgb_config idle 1; pgb_config on 1
+pgb_config on 2; pgb_config idle 2; pgb_config noext 2
 
 ###########################################################################
 # Report
@@ -358,6 +427,7 @@ put pgb_on_records "$(Q pgb -c "SELECT count(*) FROM streams.record")"
 put rows "$ROWS"; put txns "$TXNS"; put per_txn "$PER_TXN"
 put lat_seconds "$LAT_SECONDS"; put lat_rate "$LAT_RATE"
 put pgb_seconds "$PGB_SECONDS"; put pgb_scale "$PGB_SCALE"; put have_w2j "$HAVE_W2J"
+put load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 put build "installed pg_streams.so md5 ${SO_ID% *} built ${SO_ID#* }; repo HEAD $GIT_ID with $GIT_DIRTY modified tracked files"
 [ "$(so_id)" = "$SO_ID" ] || put build_changed "the installed pg_streams.so was replaced during the run (the cluster kept the one it loaded at start)"
 put cpus "$(nproc)"; put pg_version "$("$PGBIN/postgres" --version)"

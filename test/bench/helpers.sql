@@ -72,3 +72,24 @@ BEGIN
     -- One last row carrying the number of polls (arrival NULL).
     RETURN QUERY SELECT NULL::timestamptz, clock_timestamp(), polls;
 END $$;
+
+-- What the backends of a pgbench run wait on: samples pg_stat_activity every
+-- interval_s for `seconds` and counts, per backend and sample, the wait event
+-- ('CPU' when active without a wait event). Writes nothing.
+CREATE FUNCTION bench_waits(db name, seconds double precision, interval_s double precision)
+RETURNS TABLE (wait text, samples bigint)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    stop  timestamptz := clock_timestamp() + make_interval(secs => seconds);
+    seen  text[] := '{}';
+BEGIN
+    WHILE clock_timestamp() < stop LOOP
+        PERFORM pg_stat_clear_snapshot();
+        seen := seen || ARRAY(
+            SELECT CASE WHEN a.wait_event IS NULL THEN 'CPU' ELSE a.wait_event_type || ':' || a.wait_event END
+            FROM pg_stat_activity a
+            WHERE a.datname = db AND a.application_name = 'pgbench' AND a.backend_type = 'client backend');
+        PERFORM pg_sleep(interval_s);
+    END LOOP;
+    RETURN QUERY SELECT w, count(*) FROM unnest(seen) AS w GROUP BY w ORDER BY count(*) DESC;
+END $$;

@@ -45,6 +45,11 @@ print()
 print("=" * W)
 print(f"pg_streams benchmark   {R.get('pg_version', '')}   {R.get('cpus', '?')} CPUs")
 print(f"build: {R.get('build', '?')}")
+print(f"CPU used by other processes on the machine (not this cluster, not its clients): part 1"
+      f" {R.get('p1_other_cpu', '?')} CPU-s in {fmt(num('p1_wall'), '{:.0f}')} s, part 2 {R.get('p2_other_cpu', '?')} CPU-s"
+      f" in {fmt(num('p2_wall'), '{:.0f}')} s, part 3 per run below")
+print(f"load average (1/5/15 min) at start {R.get('load_start', '?')}, at end {R.get('load_end', '?')}"
+      " - anything else running on the machine perturbs every figure")
 if R.get("build_changed"):
     print(f"WARNING: {R['build_changed']}")
 print(f"pg_streams processes per database: {R.get('pgs_procs', '?')}  ('pg_streams CPU' below is their sum)")
@@ -130,26 +135,50 @@ print(f"   target p99 < 50 ms:   A {fmt(p99a, '{:.2f}')} ms ({verdict(None if p9
 
 # --------------------------------------------------------------------------
 print()
-print(f"3. WRITE TPS   pgbench TPC-B (default script), scale {R.get('pgb_scale')}, -c 4 -j 2 -T {R.get('pgb_seconds')} -n;"
-      " pgbench_history has an id bigserial PRIMARY KEY in every run;")
-print("   each run starts from a fresh pgbench -i, VACUUM ANALYZE and CHECKPOINT; no other WAL reader in the cluster")
-print(f"   {'configuration':<52}{'tps':>10}{'lat ms':>9}{'WAL MB':>9}{'pg_streams CPU s':>17}{'overhead':>10}")
-base = num("pgb_noext_tps")
-for tag, label in (("noext", "extension not installed (baseline)"),
-                   ("idle", "extension installed, no stream (worker decoding)"),
-                   ("on", "streams on the 4 tables, NEW_AND_OLD_IMAGES")):
-    tps = num(f"pgb_{tag}_tps")
+print(f"3. WRITE TPS   pgbench TPC-B (default script), scale {R.get('pgb_scale')}, -c 4 -j 2 -T {R.get('pgb_seconds')} -n,"
+      " twice per configuration, in the order A B C C B A;")
+print("   every run starts from a fresh pgbench -i (pgbench_history gets an id bigserial PRIMARY KEY),"
+      " VACUUM ANALYZE, CHECKPOINT")
+
+
+def mean(key):
+    v = [num(f"{key}_{n}") for n in (1, 2)]
+    v = [x for x in v if x is not None]
+    return sum(v) / len(v) if v else None
+
+
+print(f"   {'configuration':<50}{'tps run 1':>10}{'run 2':>9}{'mean':>9}{'lat ms':>8}{'WAL MB':>8}"
+      f"{'pg_streams CPU s':>17}{'overhead':>10}")
+base = mean("pgb_noext_tps")
+for tag, label in (("noext", "A  extension not installed (baseline)"),
+                   ("idle", "B  extension installed, no stream"),
+                   ("on", "C  streams on the 4 tables, NEW_AND_OLD_IMAGES")):
+    tps = mean(f"pgb_{tag}_tps")
     ov = None if tps is None or not base else (base - tps) / base * 100
-    print(f"   {label:<52}{fmt(tps, '{:,.1f}'):>10}{fmt(num(f'pgb_{tag}_lat'), '{:.2f}'):>9}"
-          f"{fmt(num(f'pgb_{tag}_wal_mb'), '{:,.1f}'):>9}{fmt(num(f'pgb_{tag}_cpu_s') if tag != 'noext' else None, '{:.2f}', '-'):>17}"
+    print(f"   {label:<50}{fmt(num(f'pgb_{tag}_tps_1'), '{:,.1f}'):>10}{fmt(num(f'pgb_{tag}_tps_2'), '{:,.1f}'):>9}"
+          f"{fmt(tps, '{:,.1f}'):>9}{fmt(mean(f'pgb_{tag}_lat'), '{:.2f}'):>8}{fmt(mean(f'pgb_{tag}_wal_mb'), '{:,.1f}'):>8}"
+          f"{fmt(mean(f'pgb_{tag}_cpu_s') if tag != 'noext' else None, '{:.2f}', '-'):>17}"
           f"{'' if tag == 'noext' else fmt(ov, '{:+.1f} %'):>10}")
-print(f"   streams on: {fmt(num('pgb_on_records'))} records captured for {fmt(num('pgb_on_txns'))} transactions;"
-      f" capture backlog when the run ended {R.get('pgb_on_lag_mb', '?')} MB of WAL,"
-      f" drained {fmt(num('pgb_on_drain_s'), '{:.2f}', R.get('pgb_on_drain_s', 'n/a'))} s later")
-on, idle = num("pgb_on_tps"), num("pgb_idle_tps")
+for n in (1, 2):
+    print(f"   C run {n}: {fmt(num(f'pgb_on_records_{n}'))} records captured for {fmt(num(f'pgb_on_txns_{n}'))} transactions;"
+          f" capture backlog at the end of the run {R.get(f'pgb_on_lag_mb_{n}', '?')} MB of WAL,"
+          f" in the stream {fmt(num(f'pgb_on_drain_s_{n}'), '{:.2f}', R.get(f'pgb_on_drain_s_{n}', 'n/a'))} s later")
+print("   per run: CPU used by other processes on the machine (not this cluster, not pgbench), WAL fsyncs")
+print("   (pg_stat_wal.wal_sync), and what the pgbench backends were doing (pg_stat_activity every 50 ms):")
+for tag, short in (("noext", "A"), ("idle", "B"), ("on", "C")):
+    for n in (1, 2):
+        print(f"   {short} run {n}: other load {R.get(f'pgb_{tag}_other_{n}', '?')} CPU-s; {fmt(num(f'pgb_{tag}_walsync_{n}'))} fsyncs;"
+              f" {R.get(f'pgb_{tag}_waits_{n}', '?')}")
+print("   before each B and C run the capture worker was let finish decoding pgbench -i (a 1-transaction COPY"
+      " it must spill to disk):")
+print("   " + ", ".join(f"{t} run {n} {fmt(num(f'pgb_{t}_catchup_s_{n}'), '{:.1f}', R.get(f'pgb_{t}_catchup_s_{n}', '?'))} s" for t in ("idle", "on") for n in (1, 2))
+      + " after VACUUM + CHECKPOINT")
+on, idle = mean("pgb_on_tps"), mean("pgb_idle_tps")
 ov_on = None if on is None or not base else (base - on) / base * 100
-print(f"   target write overhead <= 5 %:   streams on {fmt(ov_on, '{:+.1f} %')} vs no extension"
+print(f"   target write overhead <= 5 %:   C {fmt(ov_on, '{:+.1f} %')} vs A"
       f" ({verdict(None if ov_on is None else ov_on <= 5)})"
-      + (f",  {fmt((idle - on) / idle * 100, '{:+.1f} %')} vs extension installed without stream" if on and idle else ""))
-print("   (overhead = (baseline tps - tps) / baseline tps; runs of 30 s on a small VM vary by a few %)")
+      + (f";  C {fmt((idle - on) / idle * 100, '{:+.1f} %')} vs B" if on and idle else ""))
+print("   overhead = (baseline tps - tps) / baseline tps, on the means; 'WAL MB' includes what the capture appends;")
+print("   'pg_streams CPU s' is the CPU the capture processes used during the run, out of"
+      f" {R.get('cpus', '?')} x {R.get('pgb_seconds')} s")
 print("=" * W)
