@@ -76,12 +76,12 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 put() { echo "$1=$2" >> "$RES"; }
 get() { grep -E "^$1=" "$RES" | tail -n 1 | cut -d= -f2-; }
 
-# psql as postgres; -At unaligned output, stops on the first error; bounded.
+# psql as postgres; -At unaligned output, no NOTICEs, stops on the first error; bounded.
 Q() {  # Q db sql...
   local db=$1; shift
   case $db in *=*) ;; *) db="dbname=$db" ;; esac
   timeout "${QTIMEOUT:-300}" runuser -u postgres -- "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 \
-    -h "$DIR" -p "$PORT" -d "$db options='-c work_mem=512MB'" "$@"
+    -h "$DIR" -p "$PORT" -d "$db options='-c work_mem=512MB -c client_min_messages=warning'" "$@"
 }
 calc() { python3 -c "print(round($1, 6))"; }
 since() {  # since END START: END - START, or "timeout" when END is empty
@@ -178,7 +178,7 @@ CREATE TABLE bench_items (
 ) WITH (autovacuum_enabled = off);
 CREATE PUBLICATION bench_pub FOR TABLE bench_items;
 SQL
-Q bench -c "SELECT streams.enable_stream('bench_items', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null 2>&1
+Q bench -c "SELECT streams.enable_stream('bench_items', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null
 SID=$(Q bench -c "SELECT stream_id FROM streams.stream WHERE table_name = 'public.bench_items'")
 # Baseline slots, created after the stream is on and before the workload.
 Q bench -c "SELECT pg_create_logical_replication_slot('b_pgoutput', 'pgoutput')" \
@@ -281,7 +281,7 @@ CREATE TABLE lat_items (
     created timestamptz NOT NULL
 );
 SQL
-Q bench -c "SELECT streams.enable_stream('lat_items', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null 2>&1
+Q bench -c "SELECT streams.enable_stream('lat_items', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null
 LSID=$(Q bench -c "SELECT stream_id FROM streams.stream WHERE table_name = 'public.lat_items'")
 echo "INSERT INTO lat_items (payload, created) VALUES (md5(random()::text), clock_timestamp());" > "$DIR/lat.sql"
 Q bench -c "CHECKPOINT"
@@ -337,14 +337,14 @@ log "   p99 = $(get latA_p99) ms (commit records), $(get latB_p99) ms (poller)"
 # worker decodes and skips everything); C: streams on the four tables.
 log "3. pgbench TPC-B, scale $PGB_SCALE, -c 4 -j 2 -T $PGB_SECONDS; order noext idle on on idle noext"
 # Nothing else may decode WAL during these runs: drop the extension in bench.
-Q bench -c "DROP EXTENSION pg_streams CASCADE" >/dev/null 2>&1
+Q bench -c "DROP EXTENSION pg_streams CASCADE" >/dev/null
 for _ in $(seq 1 100); do
   [ -z "$(worker_pid bench)" ] && [ "$(Q postgres -c "SELECT count(*) FROM pg_replication_slots")" = 0 ] && break
   sleep 0.1
 done
 
 ext_off() {
-  Q pgb -c "DROP EXTENSION IF EXISTS pg_streams CASCADE" >/dev/null 2>&1
+  Q pgb -c "DROP EXTENSION IF EXISTS pg_streams CASCADE" >/dev/null
   for _ in $(seq 1 100); do
     [ -z "$(Q postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE 'pg_streams%' AND datname = 'pgb'")" ] &&
       [ "$(Q postgres -c "SELECT count(*) FROM pg_replication_slots")" = 0 ] && return 0
@@ -360,11 +360,12 @@ ext_on() {
   fi
 }
 pgb_init() {
-  timeout 300 runuser -u postgres -- "$PGBIN/pgbench" -i -q -s "$PGB_SCALE" -h "$DIR" -p "$PORT" pgb >/dev/null 2>&1
+  timeout 300 runuser -u postgres -- "$PGBIN/pgbench" -i -q -s "$PGB_SCALE" -h "$DIR" -p "$PORT" pgb \
+    > "$DIR/pgb_init.log" 2>&1 || { cat "$DIR/pgb_init.log" >&2; return 1; }
   Q pgb -c "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY" >/dev/null
 }
 pgb_run() {  # pgb_run TAG ROUND: vacuum, checkpoint, run, record figures
-  local tag=$1 n=$2 c0 c1 s0 s1 l0 l1 w0 w1 wpid out fin te
+  local tag=$1 n=$2 c0 c1 s0 s1 l0 l1 w0 w1 wpid out fin te rc rb
   Q pgb -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null
   if [ "$tag" != noext ]; then
     # The capture worker decodes pgbench -i's big COPY transaction (spilled
@@ -402,7 +403,8 @@ pgb_run() {  # pgb_run TAG ROUND: vacuum, checkpoint, run, record figures
     te=$(date +%s.%N)
     fin=$(Q pgb -c "SELECT extract(epoch FROM bench_wait_confirmed('$PSLOT', '$l1', 120))")
     put "pgb_on_drain_s_$n" "$(since "$fin" "$te")"
-    put "pgb_on_records_$n" "$(Q pgb -c "SELECT count(*) FROM streams.record r JOIN streams.stream s USING (stream_id) WHERE s.status = 'ENABLED'")"
+    read -r rc rb <<<"$(Q pgb -F ' ' -c "SELECT count(*), round(avg(octet_length(r.record))) FROM streams.record r JOIN streams.stream s USING (stream_id) WHERE s.status = 'ENABLED'")"
+    put "pgb_on_records_$n" "$rc"; put "pgb_on_record_bytes_$n" "$rb"
   fi
   log "   $tag: $(get "pgb_${tag}_tps_$n") tps"
 }
@@ -413,7 +415,7 @@ pgb_config() {  # pgb_config TAG ROUND
     on)
       ext_on; pgb_init
       for t in pgbench_accounts pgbench_branches pgbench_tellers pgbench_history; do
-        Q pgb -c "SELECT streams.enable_stream('$t', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null 2>&1
+        Q pgb -c "SELECT streams.enable_stream('$t', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null
       done ;;
   esac
   pgb_run "$1" "$2"

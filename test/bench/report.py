@@ -45,7 +45,7 @@ print()
 print("=" * W)
 print(f"pg_streams benchmark   {R.get('pg_version', '')}   {R.get('cpus', '?')} CPUs")
 print(f"build: {R.get('build', '?')}")
-print(f"CPU used by other processes on the machine (not this cluster, not its clients): part 1"
+print(f"CPU used by other processes on the machine (not this cluster, not its clients; kernel threads count): part 1"
       f" {R.get('p1_other_cpu', '?')} CPU-s in {fmt(num('p1_wall'), '{:.0f}')} s, part 2 {R.get('p2_other_cpu', '?')} CPU-s"
       f" in {fmt(num('p2_wall'), '{:.0f}')} s, part 3 per run below")
 print(f"load average (1/5/15 min) at start {R.get('load_start', '?')}, at end {R.get('load_end', '?')}"
@@ -147,8 +147,14 @@ def mean(key):
     return sum(v) / len(v) if v else None
 
 
-print(f"   {'configuration':<50}{'tps run 1':>10}{'run 2':>9}{'mean':>9}{'lat ms':>8}{'WAL MB':>8}"
+print(f"   {'configuration':<50}{'tps run 1':>10}{'run 2':>9}{'mean':>9}{'lat ms':>8}{'WAL KB/tx':>10}"
       f"{'pg_streams CPU s':>17}{'overhead':>10}")
+
+
+def wal_per_txn(tag):
+    v = [num(f"pgb_{tag}_wal_mb_{n}") * 1024 / num(f"pgb_{tag}_txns_{n}")
+         for n in (1, 2) if num(f"pgb_{tag}_wal_mb_{n}") and num(f"pgb_{tag}_txns_{n}")]
+    return sum(v) / len(v) if v else None
 base = mean("pgb_noext_tps")
 for tag, label in (("noext", "A  extension not installed (baseline)"),
                    ("idle", "B  extension installed, no stream"),
@@ -156,11 +162,12 @@ for tag, label in (("noext", "A  extension not installed (baseline)"),
     tps = mean(f"pgb_{tag}_tps")
     ov = None if tps is None or not base else (base - tps) / base * 100
     print(f"   {label:<50}{fmt(num(f'pgb_{tag}_tps_1'), '{:,.1f}'):>10}{fmt(num(f'pgb_{tag}_tps_2'), '{:,.1f}'):>9}"
-          f"{fmt(tps, '{:,.1f}'):>9}{fmt(mean(f'pgb_{tag}_lat'), '{:.2f}'):>8}{fmt(mean(f'pgb_{tag}_wal_mb'), '{:,.1f}'):>8}"
+          f"{fmt(tps, '{:,.1f}'):>9}{fmt(mean(f'pgb_{tag}_lat'), '{:.2f}'):>8}{fmt(wal_per_txn(tag), '{:,.1f}'):>10}"
           f"{fmt(mean(f'pgb_{tag}_cpu_s') if tag != 'noext' else None, '{:.2f}', '-'):>17}"
           f"{'' if tag == 'noext' else fmt(ov, '{:+.1f} %'):>10}")
 for n in (1, 2):
-    print(f"   C run {n}: {fmt(num(f'pgb_on_records_{n}'))} records captured for {fmt(num(f'pgb_on_txns_{n}'))} transactions;"
+    print(f"   C run {n}: {fmt(num(f'pgb_on_records_{n}'))} records (average {fmt(num(f'pgb_on_record_bytes_{n}'))} bytes)"
+          f" for {fmt(num(f'pgb_on_txns_{n}'))} transactions;"
           f" capture backlog at the end of the run {R.get(f'pgb_on_lag_mb_{n}', '?')} MB of WAL,"
           f" in the stream {fmt(num(f'pgb_on_drain_s_{n}'), '{:.2f}', R.get(f'pgb_on_drain_s_{n}', 'n/a'))} s later")
 print("   per run: CPU used by other processes on the machine (not this cluster, not pgbench), WAL fsyncs")
@@ -178,7 +185,8 @@ ov_on = None if on is None or not base else (base - on) / base * 100
 print(f"   target write overhead <= 5 %:   C {fmt(ov_on, '{:+.1f} %')} vs A"
       f" ({verdict(None if ov_on is None else ov_on <= 5)})"
       + (f";  C {fmt((idle - on) / idle * 100, '{:+.1f} %')} vs B" if on and idle else ""))
-print("   overhead = (baseline tps - tps) / baseline tps, on the means; 'WAL MB' includes what the capture appends;")
+print("   overhead = (baseline tps - tps) / baseline tps, on the means; WAL KB/tx = WAL written during the run per")
+print("   pgbench transaction, including what the capture appends;")
 print("   'pg_streams CPU s' is the CPU the capture processes used during the run, out of"
       f" {R.get('cpus', '?')} x {R.get('pgb_seconds')} s")
 print("=" * W)
