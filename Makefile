@@ -1,7 +1,8 @@
 EXTENSION  = pg_streams
 EXTVERSION = 0.1.0
 MODULE_big = pg_streams
-DATA       = $(EXTENSION)--$(EXTVERSION).sql
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+SQL_PARTS  = $(sort $(wildcard src/sql/*.sql))
 SRCS       = $(wildcard src/*.cpp src/*/*.cpp)
 OBJS       = $(SRCS:.cpp=.o)
 
@@ -23,3 +24,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 -include $(SRCS:.cpp=.d)
+
+# The install script is the parts of src/sql in name order.
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $(SQL_PARTS) > $@

@@ -102,3 +102,10 @@ PGS_FUNCTION(pgs_capture_ready) {
   });
   PG_RETURN_VOID();
 }
+
+// Mappings or targets changed: at commit the capture worker starts/stops
+// dispatchers and running dispatchers reload their configuration.
+PGS_FUNCTION(pgs_mappings_changed) {
+  pgs::worker::NoteMappingsChanged();
+  PG_RETURN_VOID();
+}

@@ -3,6 +3,7 @@
 // advanced to the end of its last transaction (see capture.cpp).
 #include "worker/batch.hpp"
 #include "worker/pipeline.hpp"
+#include "worker/shmem.hpp"
 
 extern "C" {
 #include "pgstat.h"
@@ -28,6 +29,7 @@ void AppendAndReport() {
   if (!BatchAppend()) proc_exit(0);
   pg_atomic_write_u64(&shared->appended_upto, BatchEnd());
   SetLatch(shared->capture_latch);  // the slot may advance
+  WakeDispatchers(shared->dbid);     // new records to deliver
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "decoder/plugin.hpp"
 #include "worker/launcher.hpp"
 #include "worker/pipeline.hpp"
+#include "worker/reconcile.hpp"
 #include "worker/shmem.hpp"
 #include "worker/work.hpp"
 
@@ -245,6 +246,7 @@ void pgs_capture_main(Datum arg) {
                        static_cast<uint32>(progress))));
 
   TimestampTz next_trim = 0;
+  TimestampTz next_reconcile = 0;
   for (;;) {
     CHECK_FOR_INTERRUPTS();
     if (ConfigReloadPending) {
@@ -280,6 +282,10 @@ void pgs_capture_main(Datum arg) {
 
     TimestampTz now = GetCurrentTimestamp();
     if (now >= next_trim) next_trim = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Trim());
+    if (TakeReconcile(my_dbid) || DispatcherStopped() || now >= next_reconcile) {
+      bool soon = ReconcileDispatchers(my_dbid);
+      next_reconcile = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), soon ? 1000 : kMaxTrimIntervalMs);
+    }
 
     if (ctx->reader->EndRecPtr >= GetFlushRecPtr(nullptr)) {
       long sleep_ms = Min(kMaxSleepMs, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_trim) + 1);

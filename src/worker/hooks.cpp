@@ -22,6 +22,7 @@ namespace {
 ProcessUtility_hook_type prev_utility = nullptr;
 bool pending_start = false;    // this transaction created pg_streams
 bool pending_recheck = false;  // this transaction dropped pg_streams
+bool pending_mappings = false; // this transaction changed mappings or targets
 bool wrote = false;
 
 // Databases to hand back to the launcher when this transaction ends: their
@@ -47,20 +48,27 @@ void XactCallback(XactEvent event, void*) {
       if (wrote && !am_capture_worker) WakeCapture(MyDatabaseId);
       if (pending_start) RequestStart(MyDatabaseId);
       if (pending_recheck) RequestRecheck(MyDatabaseId);
+      if (pending_mappings) MappingsChanged(MyDatabaseId);
       for (int i = 0; i < n_start; ++i) RequestStart(start_at_commit[i]);
       for (int i = 0; i < n_release; ++i) ReleaseHoldOff(release_at_end[i]);
-      wrote = pending_start = pending_recheck = false;
+      wrote = pending_start = pending_recheck = pending_mappings = false;
       n_start = n_release = 0;
       break;
     case XACT_EVENT_ABORT:
       for (int i = 0; i < n_release; ++i) ReleaseHoldOff(release_at_end[i]);
-      wrote = pending_start = pending_recheck = false;
+      wrote = pending_start = pending_recheck = pending_mappings = false;
       n_start = n_release = 0;
       break;
     default:
       break;
   }
 }
+
+}  // namespace
+
+void NoteMappingsChanged() { pending_mappings = true; }
+
+namespace {
 
 bool NamesPgStreams(List* objects) {
   ListCell* lc;

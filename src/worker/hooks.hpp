@@ -10,4 +10,7 @@ void InstallBackendHooks();
 // True in the capture worker itself (its commits must not wake it).
 extern bool am_capture_worker;
 
+// Called by streams._mappings_changed(): at commit, tell the workers.
+void NoteMappingsChanged();
+
 }  // namespace pgs::worker

@@ -14,6 +14,7 @@ namespace pgs::worker {
 namespace {
 
 constexpr int kMaxDatabases = 256;
+constexpr int kMaxDispatchers = 1024;
 
 struct DbEntry {
   Oid dbid;
@@ -23,12 +24,23 @@ struct DbEntry {
   bool exit_requested;
   bool recheck;
   bool held_off;
+  bool reconcile;       // mappings changed: start/stop dispatchers
+};
+
+// A running dispatcher (one per enabled event source mapping).
+struct DispatchSlot {
+  Oid dbid;
+  int32 mapping_id;
+  pid_t pid;
+  Latch* latch;
 };
 
 struct Shared {
   slock_t mutex;
   Latch* launcher_latch;
   DbEntry dbs[kMaxDatabases];
+  pg_atomic_uint64 generation;  // bumped whenever mappings or targets change
+  DispatchSlot dispatchers[kMaxDispatchers];
 };
 
 Shared* shared = nullptr;
@@ -48,6 +60,7 @@ void Startup() {
   if (!found) {
     memset(shared, 0, sizeof(Shared));
     SpinLockInit(&shared->mutex);
+    pg_atomic_init_u64(&shared->generation, 1);
   }
   LWLockRelease(AddinShmemInitLock);
 }
@@ -168,6 +181,7 @@ void RequestStart(Oid dbid) {
 
 void RequestRecheck(Oid dbid) {
   if (shared == nullptr) return;
+  MappingsChanged(dbid);
   SpinLockAcquire(&shared->mutex);
   DbEntry* e = Find(dbid, false);
   Latch* latch = nullptr;
@@ -204,13 +218,14 @@ bool HoldOffAndStop(Oid dbid, int timeout_ms) {
   }
   SpinLockRelease(&shared->mutex);
   if (latch != nullptr) SetLatch(latch);
+  WakeDispatchers(dbid);
   for (int waited = 0; waited < timeout_ms; waited += 10) {
-    if (!DatabaseHasWorker(dbid)) return true;
+    if (!DatabaseHasWorker(dbid) && !DatabaseHasDispatchers(dbid)) return true;
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
   }
-  return !DatabaseHasWorker(dbid);
+  return !DatabaseHasWorker(dbid) && !DatabaseHasDispatchers(dbid);
 }
 
 void ReleaseHoldOff(Oid dbid) {
@@ -224,6 +239,80 @@ void ReleaseHoldOff(Oid dbid) {
   }
   SpinLockRelease(&shared->mutex);
   SetLauncherLatch();
+}
+
+bool TakeReconcile(Oid dbid) {
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, false);
+  bool req = e != nullptr && e->reconcile;
+  if (req) e->reconcile = false;
+  SpinLockRelease(&shared->mutex);
+  return req;
+}
+
+void MappingsChanged(Oid dbid) {
+  if (shared == nullptr) return;
+  pg_atomic_fetch_add_u64(&shared->generation, 1);
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, false);
+  Latch* latch = nullptr;
+  if (e != nullptr) {
+    e->reconcile = true;
+    latch = e->latch;
+  }
+  SpinLockRelease(&shared->mutex);
+  if (latch != nullptr) SetLatch(latch);
+  WakeDispatchers(dbid);
+}
+
+uint64 MappingsGeneration() { return pg_atomic_read_u64(&shared->generation); }
+
+bool ClaimDispatchSlot(Oid dbid, int32 mapping_id) {
+  SpinLockAcquire(&shared->mutex);
+  DispatchSlot* free_slot = nullptr;
+  bool taken = false;
+  for (auto& d : shared->dispatchers) {
+    if (d.pid != 0 && d.dbid == dbid && d.mapping_id == mapping_id) taken = true;
+    if (free_slot == nullptr && d.pid == 0) free_slot = &d;
+  }
+  bool ok = !taken && free_slot != nullptr;
+  if (ok) *free_slot = DispatchSlot{dbid, mapping_id, MyProcPid, MyLatch};
+  SpinLockRelease(&shared->mutex);
+  return ok;
+}
+
+void ReleaseDispatchSlot() {
+  SpinLockAcquire(&shared->mutex);
+  for (auto& d : shared->dispatchers)
+    if (d.pid == MyProcPid) d = DispatchSlot{};
+  SpinLockRelease(&shared->mutex);
+}
+
+bool DispatcherRunning(Oid dbid, int32 mapping_id) {
+  SpinLockAcquire(&shared->mutex);
+  bool running = false;
+  for (auto& d : shared->dispatchers)
+    if (d.pid != 0 && d.dbid == dbid && d.mapping_id == mapping_id) running = true;
+  SpinLockRelease(&shared->mutex);
+  return running;
+}
+
+bool DatabaseHasDispatchers(Oid dbid) {
+  SpinLockAcquire(&shared->mutex);
+  bool any = false;
+  for (auto& d : shared->dispatchers)
+    if (d.pid != 0 && d.dbid == dbid) any = true;
+  SpinLockRelease(&shared->mutex);
+  return any;
+}
+
+void WakeDispatchers(Oid dbid) {
+  if (shared == nullptr) return;
+  // No lock (called after every append): a stale latch is harmless.
+  for (auto& d : shared->dispatchers) {
+    Latch* l = d.latch;
+    if (d.pid != 0 && d.dbid == dbid && l != nullptr) SetLatch(l);
+  }
 }
 
 }  // namespace pgs::worker

@@ -32,4 +32,15 @@ void WakeCapture(Oid dbid);     // worker: new commits to decode
 bool HoldOffAndStop(Oid dbid, int timeout_ms);
 void ReleaseHoldOff(Oid dbid);
 
+// Event source mappings. MappingsChanged (at commit of a change) makes the
+// capture worker start/stop dispatchers and the dispatchers reload.
+void MappingsChanged(Oid dbid);
+bool TakeReconcile(Oid dbid);
+uint64 MappingsGeneration();
+bool ClaimDispatchSlot(Oid dbid, int32 mapping_id);
+void ReleaseDispatchSlot();
+bool DispatcherRunning(Oid dbid, int32 mapping_id);
+bool DatabaseHasDispatchers(Oid dbid);
+void WakeDispatchers(Oid dbid);  // new records were appended
+
 }  // namespace pgs::worker

@@ -1,0 +1,184 @@
+#include <cinttypes>
+#include <sstream>
+
+#include "boundary/spi.hpp"
+#include "dispatch/store.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/timestamp.h"
+}
+
+namespace pgs::dispatch {
+namespace {
+
+constexpr int64_t kUnixToPgUs = int64_t{POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE} * USECS_PER_DAY;
+
+std::vector<int64_t> ParseList(const std::optional<std::string>& s) {
+  std::vector<int64_t> out;
+  if (!s || s->empty()) return out;
+  std::stringstream in(*s);
+  std::string item;
+  while (std::getline(in, item, ',')) out.push_back(std::stoll(item));
+  return out;
+}
+
+}  // namespace
+
+int64_t NowUs() { return GetCurrentTimestamp() + kUnixToPgUs; }
+
+bool LoadMapping(int32_t mapping_id, MappingConfig* out) {
+  static const char* sql =
+      "SELECT m.uuid::text, m.stream_id, m.event_source_arn, m.function_name, streams._function_arn(m.function_name),"
+      " f.handler::oid::int8, f.timeout_seconds, m.batch_size, m.batching_window, m.maximum_retry_attempts,"
+      " m.maximum_record_age, m.bisect, 'ReportBatchItemFailures' = ANY (m.response_types),"
+      " m.destination_table::int8, m.destination_function, df.handler::oid::int8, df.timeout_seconds,"
+      " (extract(epoch FROM m.starting_timestamp) * 1000000)::int8, m.owner::int8, m.enabled, m.state,"
+      " m.last_result"
+      " FROM streams.event_source_mapping m"
+      " LEFT JOIN streams.function f ON f.function_name = m.function_name"
+      " LEFT JOIN streams.function df ON df.function_name = m.destination_function"
+      " WHERE m.mapping_id = $1";
+  Oid types[1] = {INT4OID};
+  Datum values[1] = {Int32GetDatum(mapping_id)};
+  if (spi::Exec(sql, 1, types, values, nullptr, true) == 0) return false;
+  MappingConfig c;
+  c.mapping_id = mapping_id;
+  c.uuid = spi::Text(0, 1).value_or("");
+  c.stream_id = spi::Int32(0, 2).value_or(0);
+  c.stream_arn = spi::Text(0, 3).value_or("");
+  c.function_name = spi::Text(0, 4).value_or("");
+  c.function_arn = spi::Text(0, 5).value_or("");
+  auto handler = spi::Int64(0, 6);
+  c.function_exists = handler.has_value();
+  c.handler = static_cast<uint32_t>(handler.value_or(0));
+  c.timeout_ms = spi::Int32(0, 7).value_or(3) * 1000;
+  c.batch_size = spi::Int32(0, 8).value_or(100);
+  c.window_s = spi::Int32(0, 9).value_or(0);
+  c.max_retries = spi::Int32(0, 10).value_or(-1);
+  c.max_age_s = spi::Int32(0, 11).value_or(-1);
+  c.bisect = spi::Bool(0, 12).value_or(false);
+  c.report_item_failures = spi::Bool(0, 13).value_or(false);
+  c.dest_table = static_cast<uint32_t>(spi::Int64(0, 14).value_or(0));
+  c.dest_function = spi::Text(0, 15).value_or("");
+  c.dest_handler = static_cast<uint32_t>(spi::Int64(0, 16).value_or(0));
+  c.dest_timeout_ms = spi::Int32(0, 17).value_or(3) * 1000;
+  c.start_us = spi::Int64(0, 18);
+  c.owner = static_cast<uint32_t>(spi::Int64(0, 19).value_or(0));
+  c.enabled = spi::Bool(0, 20).value_or(false);
+  c.state = spi::Text(0, 21).value_or("");
+  c.last_result = spi::Text(0, 22).value_or("");
+  *out = std::move(c);
+  return true;
+}
+
+std::vector<ShardState> LoadShards(int32_t mapping_id) {
+  static const char* sql =
+      "SELECT ms.shard, coalesce(streams._shard_id(s, ms.shard), 'shard-' || ms.shard), ms.ck_lsn, ms.ck_idx,"
+      " ms.batch_end_lsn, ms.batch_end_idx, array_to_string(ms.pending_lsn, ','),"
+      " array_to_string(ms.pending_idx, ','), ms.attempts,"
+      " (extract(epoch FROM ms.retry_at) * 1000000)::int8"
+      " FROM streams.mapping_shard ms JOIN streams.event_source_mapping m USING (mapping_id)"
+      " LEFT JOIN streams.stream s ON s.stream_id = m.stream_id"
+      " WHERE ms.mapping_id = $1 ORDER BY ms.shard";
+  Oid types[1] = {INT4OID};
+  Datum values[1] = {Int32GetDatum(mapping_id)};
+  uint64 n = spi::Exec(sql, 1, types, values, nullptr, true);
+  std::vector<ShardState> shards;
+  for (uint64 i = 0; i < n; ++i) {
+    ShardState s;
+    s.shard = spi::Int32(i, 1).value_or(0);
+    s.shard_id = spi::Text(i, 2).value_or("");
+    s.checkpoint = {spi::Int64(i, 3).value_or(0), spi::Int32(i, 4).value_or(-1)};
+    auto end_lsn = spi::Int64(i, 5);
+    if (end_lsn) s.batch_end = Position{*end_lsn, spi::Int32(i, 6).value_or(0)};
+    auto lsns = ParseList(spi::Text(i, 7));
+    auto idxs = ParseList(spi::Text(i, 8));
+    for (size_t k = 0; k < lsns.size() && k < idxs.size(); ++k)
+      s.pending.push_back(Position{lsns[k], static_cast<int32_t>(idxs[k])});
+    s.attempts = spi::Int32(i, 9).value_or(0);
+    s.retry_at_us = spi::Int64(i, 10).value_or(0);
+    shards.push_back(std::move(s));
+  }
+  return shards;
+}
+
+std::vector<Record> ReadRecords(const MappingConfig& cfg, int32_t shard, Position after,
+                                std::optional<Position> upto, int limit) {
+  static const char* sql =
+      "SELECT r.lsn, r.idx, r.arrival, r.record FROM streams.record r"
+      " WHERE r.stream_id = $1 AND r.shard = $2 AND (r.lsn, r.idx) > ($3, $4) AND (r.lsn, r.idx) <= ($5, $6)"
+      "   AND r.arrival >= $7"
+      " ORDER BY r.lsn, r.idx LIMIT $8";
+  Position end = upto.value_or(Position{INT64_MAX, INT32_MAX});
+  Oid types[8] = {INT4OID, INT4OID, INT8OID, INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT8OID};
+  Datum values[8] = {Int32GetDatum(cfg.stream_id), Int32GetDatum(shard), Int64GetDatum(after.lsn),
+                     Int32GetDatum(after.idx),    Int64GetDatum(end.lsn), Int32GetDatum(end.idx),
+                     TimestampTzGetDatum(cfg.start_us ? *cfg.start_us - kUnixToPgUs : DT_NOBEGIN),
+                     Int64GetDatum(limit)};
+  uint64 n = spi::Exec(sql, 8, types, values, nullptr, true);
+  std::vector<Record> out;
+  out.reserve(n);
+  for (uint64 i = 0; i < n; ++i) {
+    Record r;
+    r.pos = {spi::Int64(i, 1).value_or(0), spi::Int32(i, 2).value_or(0)};
+    r.arrival_us = spi::Int64(i, 3).value_or(0) + kUnixToPgUs;
+    r.text = spi::Text(i, 4).value_or("");
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+bool SaveShard(int32_t mapping_id, const ShardState& s, const StepStats& st, bool invoked) {
+  std::string lsns, idxs;
+  for (const auto& p : s.pending) {
+    if (!lsns.empty()) {
+      lsns += ',';
+      idxs += ',';
+    }
+    lsns += std::to_string(p.lsn);
+    idxs += std::to_string(p.idx);
+  }
+  char buf[2048];
+  snprintf(buf, sizeof(buf),
+           "UPDATE streams.mapping_shard SET ck_lsn = %" PRId64 ", ck_idx = %d, batch_end_lsn = %s,"
+           " batch_end_idx = %s, pending_lsn = '{%s}', pending_idx = '{%s}', attempts = %d,"
+           " retry_at = %s, records_read = records_read + %" PRId64 ","
+           " records_filtered = records_filtered + %" PRId64 ", records_delivered = records_delivered + %" PRId64 ","
+           " records_failed = records_failed + %" PRId64 ", invocations = invocations + %" PRId64 ","
+           " function_errors = function_errors + %" PRId64 ", retries = retries + %" PRId64 ","
+           " bisects = bisects + %" PRId64 ", failed_batches = failed_batches + %" PRId64 ","
+           " discarded_batches = discarded_batches + %" PRId64 ", iterator_age_ms = coalesce(%s, iterator_age_ms),"
+           " last_invoke_at = %s, last_error = coalesce($1, last_error),"
+           " last_error_at = CASE WHEN $1 IS NULL THEN last_error_at ELSE clock_timestamp() END"
+           " WHERE mapping_id = %d AND shard = %d",
+           s.checkpoint.lsn, s.checkpoint.idx,
+           s.batch_end ? std::to_string(s.batch_end->lsn).c_str() : "NULL",
+           s.batch_end ? std::to_string(s.batch_end->idx).c_str() : "NULL", lsns.c_str(), idxs.c_str(), s.attempts,
+           s.retry_at_us > 0 ? ("to_timestamp(" + std::to_string(s.retry_at_us) + " / 1000000.0)").c_str() : "NULL",
+           st.read, st.filtered, st.delivered, st.failed_records, st.invocations, st.function_errors, st.retries,
+           st.bisects, st.failed_batches, st.discarded_batches,
+           st.iterator_age_ms ? std::to_string(*st.iterator_age_ms).c_str() : "NULL",
+           invoked ? "clock_timestamp()" : "last_invoke_at", mapping_id, s.shard);
+  Oid types[1] = {TEXTOID};
+  Datum values[1] = {st.error ? PgCall([&] { return CStringGetTextDatum(st.error->c_str()); }) : Datum(0)};
+  const char nulls[2] = {st.error ? ' ' : 'n', '\0'};
+  return spi::Exec(buf, 1, types, values, nulls, false) == 1;
+}
+
+void SetMappingState(int32_t mapping_id, const char* state) {
+  Oid types[2] = {INT4OID, TEXTOID};
+  Datum values[2] = {Int32GetDatum(mapping_id), PgCall([&] { return CStringGetTextDatum(state); })};
+  spi::Exec("UPDATE streams.event_source_mapping SET state = $2, state_reason = 'User action'"
+            " WHERE mapping_id = $1 AND state <> $2",
+            2, types, values, nullptr, false);
+}
+
+void SetLastResult(int32_t mapping_id, const std::string& result) {
+  Oid types[2] = {INT4OID, TEXTOID};
+  Datum values[2] = {Int32GetDatum(mapping_id), PgCall([&] { return CStringGetTextDatum(result.c_str()); })};
+  spi::Exec("UPDATE streams.event_source_mapping SET last_result = $2 WHERE mapping_id = $1", 2, types, values,
+            nullptr, false);
+}
+
+}  // namespace pgs::dispatch

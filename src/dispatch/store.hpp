@@ -1,0 +1,39 @@
+// The dispatcher's reads and writes of pg_streams' own tables (run as the
+// worker's user, inside the caller's transaction, SPI connected).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dispatch/model.hpp"
+
+namespace pgs::dispatch {
+
+// Counter increments and notes of one step of one shard.
+struct StepStats {
+  int64_t read = 0, filtered = 0, delivered = 0, failed_records = 0;
+  int64_t invocations = 0, function_errors = 0, retries = 0, bisects = 0;
+  int64_t failed_batches = 0, discarded_batches = 0;
+  std::optional<int64_t> iterator_age_ms;
+  std::optional<std::string> error;
+};
+
+// False when the mapping no longer exists.
+bool LoadMapping(int32_t mapping_id, MappingConfig* out);
+std::vector<ShardState> LoadShards(int32_t mapping_id);
+
+// Records after `after` (and at or before `upto`), oldest first, at most `limit`.
+std::vector<Record> ReadRecords(const MappingConfig& cfg, int32_t shard, Position after,
+                                std::optional<Position> upto, int limit);
+
+// Writes the shard's state and adds the counters; false when the row is gone.
+bool SaveShard(int32_t mapping_id, const ShardState& s, const StepStats& stats, bool invoked);
+
+void SetMappingState(int32_t mapping_id, const char* state);
+void SetLastResult(int32_t mapping_id, const std::string& result);
+
+// Microseconds since the Unix epoch.
+int64_t NowUs();
+
+}  // namespace pgs::dispatch

@@ -1,0 +1,204 @@
+--------------------------------------------------------------------------
+-- Targets (Lambda: CreateFunction, GetFunction, ListFunctions,
+-- UpdateFunctionConfiguration, DeleteFunction)
+--------------------------------------------------------------------------
+
+-- A registered target. kind 'sql': a function handler(event jsonb) returning
+-- jsonb, json or void, run as the owner of the mapping that invokes it.
+CREATE TABLE streams.function (
+    function_id     integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    function_name   text        NOT NULL UNIQUE,
+    function_arn    text        NOT NULL UNIQUE,
+    kind            text        NOT NULL CHECK (kind IN ('sql')),
+    handler         regprocedure,
+    timeout_seconds integer     NOT NULL CHECK (timeout_seconds BETWEEN 1 AND 900),
+    description     text        NOT NULL DEFAULT '',
+    owner           oid         NOT NULL,
+    last_modified   timestamptz NOT NULL
+);
+REVOKE ALL ON streams.function FROM PUBLIC;
+
+CREATE FUNCTION streams._function_arn(function_name text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('arn:aws:lambda:%s:%s:function:%s', current_setting('pg_streams.aws_region'),
+                  current_setting('pg_streams.aws_account_id'), function_name)
+$$;
+
+-- Lambda's FunctionName accepts a name or an ARN (optionally with :$LATEST).
+CREATE FUNCTION streams._function_name_of(name_or_arn text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN name_or_arn ~ '^arn:aws[a-zA-Z-]*:lambda:[^:]*:[0-9]*:function:'
+                THEN (regexp_match(name_or_arn, '^arn:aws[a-zA-Z-]*:lambda:[^:]*:[0-9]*:function:([^:]*)(:\$LATEST)?$'))[1]
+                ELSE name_or_arn END
+$$;
+
+CREATE FUNCTION streams._find_function(name_or_arn text) RETURNS streams.function
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f streams.function;
+BEGIN
+    SELECT * INTO f FROM streams.function WHERE function_name = streams._function_name_of(name_or_arn);
+    IF NOT FOUND THEN
+        PERFORM streams._raise('42704', 'ResourceNotFoundException',
+            format('Function not found: %s', CASE WHEN name_or_arn LIKE 'arn:%' THEN name_or_arn
+                                                  ELSE streams._function_arn(coalesce(name_or_arn, 'null')) END));
+    END IF;
+    RETURN f;
+END $$;
+
+CREATE FUNCTION streams._function_doc(f streams.function) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'FunctionName', f.function_name,
+        'FunctionArn', f.function_arn,
+        'Runtime', 'postgresql-sql',
+        'Handler', f.handler::text,
+        'Timeout', f.timeout_seconds,
+        'Description', f.description,
+        'LastModified', to_char(f.last_modified AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"+0000"'),
+        'State', CASE WHEN EXISTS (SELECT 1 FROM pg_proc WHERE oid = f.handler) THEN 'Active' ELSE 'Failed' END,
+        'Owner', (SELECT rolname FROM pg_roles WHERE oid = f.owner))
+$$;
+
+CREATE FUNCTION streams._check_function_name(function_name text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF function_name IS NULL OR function_name !~ '^[a-zA-Z0-9_-]{1,64}$' THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('1 validation error detected: Value %s at ''functionName'' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]{1,64}',
+                   coalesce(quote_literal(function_name), 'null')));
+    END IF;
+END $$;
+
+CREATE FUNCTION streams._check_timeout(timeout integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF timeout IS NULL OR timeout NOT BETWEEN 1 AND 900 THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('1 validation error detected: Value %s at ''timeout'' failed to satisfy constraint: Member must have value %s',
+                   coalesce(quote_literal(timeout::text), 'null'),
+                   CASE WHEN timeout > 900 THEN 'less than or equal to 900' ELSE 'greater than or equal to 1' END));
+    END IF;
+END $$;
+
+-- May the role change or delete function f?
+CREATE FUNCTION streams._check_function_owner(f streams.function) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT pg_has_role(streams._caller(), f.owner, 'USAGE') THEN
+        PERFORM streams._raise('42501', 'AccessDeniedException',
+            format('must be owner of function %s', f.function_name));
+    END IF;
+END $$;
+
+REVOKE ALL ON FUNCTION streams._function_arn(text), streams._function_name_of(text),
+    streams._find_function(text), streams._function_doc(streams.function),
+    streams._check_function_name(text), streams._check_timeout(integer),
+    streams._check_function_owner(streams.function) FROM PUBLIC;
+
+CREATE FUNCTION streams.create_function(function_name text, handler regprocedure,
+                                        timeout integer DEFAULT 3, description text DEFAULT '')
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller oid := streams._caller();
+    p      pg_proc;
+    f      streams.function;
+BEGIN
+    PERFORM streams._check_function_name(function_name);
+    PERFORM streams._check_timeout(timeout);
+    IF handler IS NULL THEN
+        PERFORM streams._raise('22023', 'InvalidParameterValueException', 'handler must not be null');
+    END IF;
+    SELECT * INTO p FROM pg_proc WHERE oid = handler;
+    IF p.prokind <> 'f' OR p.proretset OR p.pronargs <> 1 OR p.proargtypes[0] <> 'jsonb'::regtype
+       OR p.prorettype NOT IN ('jsonb'::regtype, 'json'::regtype, 'void'::regtype) THEN
+        PERFORM streams._raise('22023', 'InvalidParameterValueException',
+            format('handler %s must be a function taking one jsonb argument and returning jsonb, json or void', handler),
+            'Define it as CREATE FUNCTION ... (event jsonb) RETURNS jsonb.');
+    END IF;
+    IF NOT has_function_privilege(caller, handler, 'EXECUTE') THEN
+        PERFORM streams._raise('42501', 'AccessDeniedException', format('permission denied for function %s', handler));
+    END IF;
+    IF EXISTS (SELECT 1 FROM streams.function fn WHERE fn.function_name = create_function.function_name) THEN
+        PERFORM streams._raise('42710', 'ResourceConflictException',
+            format('Function already exist: %s', function_name));
+    END IF;
+    INSERT INTO streams.function (function_name, function_arn, kind, handler, timeout_seconds, description,
+                                  owner, last_modified)
+    VALUES (function_name, streams._function_arn(function_name), 'sql', handler, timeout,
+            coalesce(description, ''), caller, clock_timestamp())
+    RETURNING * INTO f;
+    RETURN streams._function_doc(f);
+END $$;
+COMMENT ON FUNCTION streams.create_function(text, regprocedure, integer, text) IS
+    'Registers a SQL function handler(event jsonb) as a target (Lambda CreateFunction); timeout in seconds (1..900).';
+
+CREATE FUNCTION streams.get_function(function_name text) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('Configuration', streams._function_doc(streams._find_function(function_name)))
+$$;
+COMMENT ON FUNCTION streams.get_function(text) IS
+    'Describes a registered target by name or ARN (Lambda GetFunction).';
+
+CREATE FUNCTION streams.list_functions() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object('Functions', coalesce(jsonb_agg(streams._function_doc(f) ORDER BY f.function_name),
+                                                    '[]'::jsonb))
+    FROM streams.function f
+$$;
+COMMENT ON FUNCTION streams.list_functions() IS 'Lists registered targets (Lambda ListFunctions).';
+
+CREATE FUNCTION streams.update_function_configuration(function_name text, request jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f   streams.function := streams._find_function(function_name);
+    key text;
+BEGIN
+    PERFORM streams._check_function_owner(f);
+    IF request IS NULL OR jsonb_typeof(request) <> 'object' THEN
+        PERFORM streams._raise('22023', 'ValidationException', 'request must be a JSON object');
+    END IF;
+    FOR key IN SELECT jsonb_object_keys(request) LOOP
+        IF key NOT IN ('Timeout', 'Description') THEN
+            PERFORM streams._raise('22023', 'ValidationException',
+                format('Unknown parameter in request: "%s", must be one of: Timeout, Description', key));
+        END IF;
+    END LOOP;
+    IF request ? 'Timeout' THEN
+        IF jsonb_typeof(request->'Timeout') <> 'number' OR (request->>'Timeout') !~ '^[0-9]{1,9}$' THEN
+            PERFORM streams._raise('22023', 'ValidationException',
+                format('Invalid type for parameter Timeout, value: %s, valid types: integer', request->'Timeout'));
+        END IF;
+        PERFORM streams._check_timeout((request->>'Timeout')::integer);
+        f.timeout_seconds := (request->>'Timeout')::integer;
+    END IF;
+    IF request ? 'Description' THEN
+        IF jsonb_typeof(request->'Description') <> 'string' THEN
+            PERFORM streams._raise('22023', 'ValidationException',
+                format('Invalid type for parameter Description, value: %s, valid types: string', request->'Description'));
+        END IF;
+        f.description := request->>'Description';
+    END IF;
+    UPDATE streams.function SET timeout_seconds = f.timeout_seconds, description = f.description,
+                                last_modified = clock_timestamp()
+    WHERE function_id = f.function_id
+    RETURNING * INTO f;
+    PERFORM streams._mappings_changed();
+    RETURN streams._function_doc(f);
+END $$;
+COMMENT ON FUNCTION streams.update_function_configuration(text, jsonb) IS
+    'Changes Timeout and/or Description of a target (Lambda UpdateFunctionConfiguration).';
+
+CREATE FUNCTION streams.delete_function(function_name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f streams.function := streams._find_function(function_name);
+BEGIN
+    PERFORM streams._check_function_owner(f);
+    -- As on AWS, mappings to the function stay (their invocations fail until a
+    -- function of that name exists again).
+    DELETE FROM streams.function WHERE function_id = f.function_id;
+    PERFORM streams._mappings_changed();
+END $$;
+COMMENT ON FUNCTION streams.delete_function(text) IS
+    'Deletes a registered target (Lambda DeleteFunction); its event source mappings stay.';

@@ -1,0 +1,40 @@
+--------------------------------------------------------------------------
+-- Observability (CloudWatch metrics of event source mappings)
+--------------------------------------------------------------------------
+
+CREATE VIEW streams.event_source_mapping_stats AS
+SELECT m.uuid,
+       m.function_name,
+       m.event_source_arn,
+       m.state,
+       m.last_result                 AS last_processing_result,
+       max(ms.iterator_age_ms)       AS iterator_age_ms,
+       sum(ms.records_read)          AS records_read,
+       sum(ms.records_filtered)      AS records_filtered,
+       sum(ms.records_delivered)     AS records_delivered,
+       sum(ms.records_failed)        AS records_failed,
+       sum(ms.invocations)           AS invocations,
+       sum(ms.function_errors)       AS function_errors,
+       sum(ms.retries)               AS retries,
+       sum(ms.bisects)               AS bisects,
+       sum(ms.failed_batches)        AS failed_batches,
+       sum(ms.discarded_batches)     AS discarded_batches,
+       (array_agg(ms.last_error ORDER BY ms.last_error_at DESC NULLS LAST))[1] AS last_error,
+       max(ms.last_error_at)         AS last_error_at,
+       max(ms.last_invoke_at)        AS last_invoke_at,
+       sum(b.backlog)                AS backlog,
+       jsonb_object_agg(coalesce(streams._shard_id(s, ms.shard), ms.shard::text), b.backlog) AS backlog_per_shard
+FROM streams.event_source_mapping m
+JOIN streams.mapping_shard ms USING (mapping_id)
+LEFT JOIN streams.stream s ON s.stream_id = m.stream_id
+CROSS JOIN LATERAL (
+    SELECT count(*) AS backlog FROM streams.record r
+    WHERE r.stream_id = m.stream_id AND r.shard = ms.shard AND (r.lsn, r.idx) > (ms.ck_lsn, ms.ck_idx)
+      AND (m.starting_timestamp IS NULL OR r.arrival >= m.starting_timestamp)) b
+WHERE pg_has_role(m.owner, 'USAGE')
+GROUP BY m.mapping_id;
+COMMENT ON VIEW streams.event_source_mapping_stats IS
+    'Per event source mapping: IteratorAge (ms), record and invocation counters, last error, backlog per shard. Shows the mappings of roles the current user is a member of.';
+GRANT SELECT ON streams.event_source_mapping_stats TO PUBLIC;
+-- The view computes shard ids for whoever reads it.
+GRANT EXECUTE ON FUNCTION streams._shard_id(streams.stream, integer) TO PUBLIC;

@@ -1,0 +1,87 @@
+// The dispatcher of one event source mapping: a background worker started
+// by the capture worker of its database (reconcile.cpp), woken by appends
+// and by changes to mappings; it exits when its mapping is disabled or gone.
+#include <algorithm>
+#include <exception>
+
+#include "boundary/guard.hpp"
+#include "dispatch/dispatcher.hpp"
+#include "worker/reconcile.hpp"
+#include "worker/shmem.hpp"
+
+extern "C" {
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/wait_event.h"
+}
+
+namespace pgs::worker {
+namespace {
+
+constexpr int64 kMaxSleepMs = 5000;
+Oid my_dbid = InvalidOid;
+
+void OnExit(int, Datum) { ReleaseDispatchSlot(); }
+
+// The loop; C++ frames only. Returns when the worker should exit.
+void Run(int32 mapping_id) {
+  dispatch::Dispatcher dispatcher(mapping_id);
+  uint64 generation = 0;
+  for (;;) {
+    PgCall([] {
+      CHECK_FOR_INTERRUPTS();
+      if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+      }
+    });
+    if (ExitRequested(my_dbid)) return;
+    uint64 now_generation = MappingsGeneration();
+    if (now_generation != generation) {
+      generation = now_generation;
+      if (!dispatcher.Reload()) return;
+    }
+    int64 wait_us = dispatcher.RunDue();
+    long wait_ms = static_cast<long>(std::min<int64>(kMaxSleepMs, (wait_us + 999) / 1000));
+    if (wait_ms > 0) {
+      int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+      if (rc & WL_LATCH_SET) dispatcher.Woken();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pgs::worker
+
+void pgs_dispatch_main(Datum arg) {
+  using namespace pgs::worker;
+  int32 mapping_id = DatumGetInt32(arg);
+  memcpy(&my_dbid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+  pqsignal(SIGTERM, die);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+  if (!ClaimDispatchSlot(my_dbid, mapping_id)) proc_exit(0);  // already running
+  before_shmem_exit(OnExit, 0);
+  BackgroundWorkerInitializeConnectionByOid(my_dbid, InvalidOid, 0);
+  pgstat_report_appname("pg_streams dispatch");
+
+  ErrorData* error = nullptr;
+  static char message[256];
+  message[0] = '\0';
+  try {
+    Run(mapping_id);
+  } catch (const pgs::PgError& e) {
+    error = e.edata();
+  } catch (const std::exception& e) {
+    strlcpy(message, e.what(), sizeof(message));
+  }
+  if (error != nullptr) ReThrowError(error);
+  if (message[0] != '\0') elog(ERROR, "pg_streams: dispatcher of mapping %d: %s", mapping_id, message);
+  proc_exit(0);
+}
