@@ -119,7 +119,7 @@ bool Dispatcher::SendToFailureDestination(Shard& sh, const std::vector<Record>& 
   } else {
     std::string first = SequenceNumber(records[from].pos), last = SequenceNumber(records[to - 1].pos);
     PgCall([&] {
-      ereport(WARNING, (errmsg("pg_streams: event source mapping %s discarded %zu records of %s (%s to %s): %s",
+      ereport(LOG, (errmsg("pg_streams: event source mapping %s discarded %zu records of %s (%s to %s): %s",
                                cfg_.uuid.c_str(), to - from, sh.state.shard_id.c_str(), first.c_str(), last.c_str(),
                                condition),
                         errhint("Set DestinationConfig.OnFailure.Destination to keep failed batches.")));
@@ -246,7 +246,7 @@ void Dispatcher::StepInTransaction(Shard& sh, int64_t now) {
   std::string event = BuildEvent(records, 0, n);
   stats.iterator_age_ms = (now - records[n - 1].arrival_us) / 1000;
   targets::SqlCall call{cfg_.handler, event.c_str(), nullptr};
-  ErrorData* err = PgCall([&] { return targets::CallSqlFunction(cfg_.owner, cfg_.timeout_ms, &call); });
+  ErrorData* err = PgCall([&] { return targets::CallSqlFunction(cfg_.owner, cfg_.timeout_ms, &call, true); });
   invoked = true;
   ++s.attempts;
   ++stats.invocations;
@@ -268,6 +268,13 @@ void Dispatcher::StepInTransaction(Shard& sh, int64_t now) {
     for (size_t i = 0; i < n; ++i) seqs.push_back(SequenceNumber(records[i].pos));
     verdict = ReadBatchItemFailures(body, seqs);
     if (verdict.kind == ResponseVerdict::kFailure) stats.error = "invalid batchItemFailures response";
+  }
+  if (err == nullptr) {
+    // Exactly once: what the function did stays only when records are
+    // checkpointed with it; a batch judged failed is undone and retried.
+    bool keep = verdict.kind == ResponseVerdict::kSuccess ||
+                (verdict.kind == ResponseVerdict::kPartial && verdict.first_failed > 0);
+    PgCall([&] { targets::EndCall(keep); });
   }
 
   if (verdict.kind == ResponseVerdict::kSuccess) {

@@ -15,7 +15,13 @@ extern "C" {
 
 namespace pgs::targets {
 
-ErrorData* RunAsOwner(Oid owner, int timeout_ms, void (*fn)(void*), void* arg) noexcept {
+namespace {
+// The caller's context and resource owner while a kept-open call is pending.
+MemoryContext open_cxt = nullptr;
+ResourceOwner open_resowner = nullptr;
+}  // namespace
+
+ErrorData* RunAsOwner(Oid owner, int timeout_ms, void (*fn)(void*), void* arg, bool keep_open) noexcept {
   MemoryContext cxt = CurrentMemoryContext;
   ResourceOwner resowner = CurrentResourceOwner;
   Oid save_user;
@@ -33,7 +39,7 @@ ErrorData* RunAsOwner(Oid owner, int timeout_ms, void (*fn)(void*), void* arg) n
     if (timeout_ms > 0) disable_timeout(STATEMENT_TIMEOUT, false);
     AtEOXact_GUC(true, nest);
     SetUserIdAndSecContext(save_user, save_sec);
-    ReleaseCurrentSubTransaction();
+    if (!keep_open) ReleaseCurrentSubTransaction();
   }
   PG_CATCH();
   {
@@ -46,9 +52,23 @@ ErrorData* RunAsOwner(Oid owner, int timeout_ms, void (*fn)(void*), void* arg) n
   }
   PG_END_TRY();
   MemoryContextSwitchTo(cxt);
-  CurrentResourceOwner = resowner;
   QueryCancelPending = false;  // a timeout that fired as fn returned
+  if (keep_open && err == nullptr) {
+    open_cxt = cxt;
+    open_resowner = resowner;
+  } else {
+    CurrentResourceOwner = resowner;
+  }
   return err;
+}
+
+void EndCall(bool commit) {
+  if (commit)
+    ReleaseCurrentSubTransaction();
+  else
+    RollbackAndReleaseCurrentSubTransaction();
+  MemoryContextSwitchTo(open_cxt);
+  CurrentResourceOwner = open_resowner;
 }
 
 namespace {
@@ -103,8 +123,8 @@ void InsertRow(void* p) {
 
 }  // namespace
 
-ErrorData* CallSqlFunction(Oid owner, int timeout_ms, SqlCall* call) noexcept {
-  return RunAsOwner(owner, timeout_ms, CallHandler, call);
+ErrorData* CallSqlFunction(Oid owner, int timeout_ms, SqlCall* call, bool keep_open) noexcept {
+  return RunAsOwner(owner, timeout_ms, CallHandler, call, keep_open);
 }
 
 ErrorData* InsertRecordRow(Oid owner, Oid table, const char* json) noexcept {

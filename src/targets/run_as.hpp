@@ -11,7 +11,7 @@ namespace pgs::targets {
 // Runs fn(arg); returns nullptr when it completed (its work is kept in the
 // enclosing transaction), or the error it raised (its work rolled back),
 // copied into the caller's memory context.
-ErrorData* RunAsOwner(Oid owner, int timeout_ms, void (*fn)(void*), void* arg) noexcept;
+ErrorData* RunAsOwner(Oid owner, int timeout_ms, void (*fn)(void*), void* arg, bool keep_open = false) noexcept;
 
 // handler(arg::jsonb) as a SQL function target. result: its return value as
 // JSON text (palloc'd), or nullptr for NULL/void.
@@ -20,7 +20,10 @@ struct SqlCall {
   const char* arg_json;
   char* result;
 };
-ErrorData* CallSqlFunction(Oid owner, int timeout_ms, SqlCall* call) noexcept;
+// keep_open: on success the subtransaction stays open until EndCall(commit),
+// so the caller can still undo the function's work after reading its result.
+ErrorData* CallSqlFunction(Oid owner, int timeout_ms, SqlCall* call, bool keep_open = false) noexcept;
+void EndCall(bool commit);
 
 // INSERT INTO table (record) VALUES (json::jsonb) as owner.
 ErrorData* InsertRecordRow(Oid owner, Oid table, const char* json) noexcept;

@@ -22,7 +22,7 @@ wal_level = logical
 output_plugin_libraries = 'pgoutput, test_decoding, pg_streams'
 max_replication_slots = 10
 max_wal_senders = 10
-max_worker_processes = 16
+max_worker_processes = 40
 restart_after_crash = on
 log_min_messages = log
 CONF
