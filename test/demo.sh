@@ -25,7 +25,7 @@ shared_preload_libraries = 'pg_streams'
 wal_level = logical
 output_plugin_libraries = 'pgoutput, test_decoding, pg_streams'
 max_replication_slots = 10
-max_worker_processes = 16
+max_worker_processes = 32
 CONF
 "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
 echo "== cluster started in $DIR (port $PORT)"
@@ -68,6 +68,67 @@ SELECT format(E'-- %s\n%s', shard->>'ShardId',
 FROM (SELECT streams.describe_stream(streams.list_streams('orders')->'Streams'->0->>'StreamArn')->'StreamDescription' AS d) x,
      jsonb_array_elements(d->'Shards') AS shard;
 SQL
+
+echo "== event source mappings: a read model keyed by customer, and a failing target"
+pg <<'SQL'
+-- The read model: the same orders, keyed by (customer, order_id).
+CREATE TABLE orders_by_customer (
+    customer text, order_id int, total numeric(10,2), paid boolean,
+    PRIMARY KEY (customer, order_id)
+);
+CREATE FUNCTION maintain_orders_by_customer(event jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r jsonb;
+BEGIN
+    FOR r IN SELECT * FROM jsonb_array_elements(event->'Records') LOOP
+        IF r->>'eventName' IN ('MODIFY', 'REMOVE') THEN
+            DELETE FROM orders_by_customer
+            WHERE customer = r#>>'{dynamodb,OldImage,customer,S}'
+              AND order_id = (r#>>'{dynamodb,Keys,order_id,N}')::int;
+        END IF;
+        IF r->>'eventName' IN ('INSERT', 'MODIFY') THEN
+            INSERT INTO orders_by_customer VALUES (
+                r#>>'{dynamodb,NewImage,customer,S}', (r#>>'{dynamodb,Keys,order_id,N}')::int,
+                (r#>>'{dynamodb,NewImage,total,N}')::numeric, (r#>>'{dynamodb,NewImage,paid,BOOL}')::boolean);
+        END IF;
+    END LOOP;
+END $$;
+SELECT streams.create_function('orders_by_customer', 'maintain_orders_by_customer(jsonb)') IS NOT NULL AS created;
+SELECT streams.create_event_source_mapping('{"EventSourceArn": "orders", "FunctionName": "orders_by_customer",
+    "StartingPosition": "TRIM_HORIZON", "BatchSize": 100}')->>'State' AS state;
+
+-- A target that always fails: after 1 + 2 retries each batch lands in streams.failed_batches.
+CREATE FUNCTION reject_all(event jsonb) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'downstream rejected % records', jsonb_array_length(event->'Records');
+END $$;
+SELECT streams.create_function('reject_all', 'reject_all(jsonb)') IS NOT NULL AS created;
+SELECT streams.create_event_source_mapping('{"EventSourceArn": "orders", "FunctionName": "reject_all",
+    "StartingPosition": "LATEST", "MaximumRetryAttempts": 2,
+    "DestinationConfig": {"OnFailure": {"Destination": "streams.failed_batches"}}}')->>'State' AS state;
+SQL
+echo "== more writes"
+pg <<'SQL'
+INSERT INTO orders VALUES (3, 'carol', '[{"sku":"C3","qty":5}]', 42.00), (4, 'alice', NULL, 7.50);
+UPDATE orders SET paid = true, total = 40.00 WHERE order_id = 3;
+SQL
+echo "== waiting for both mappings"
+for _ in $(seq 1 150); do
+  done_=$(pg -At -c "SELECT (SELECT coalesce(sum(backlog), 1) = 0 FROM streams.event_source_mapping_stats
+                             WHERE function_name = 'orders_by_customer')
+                        AND (SELECT count(*) > 0 FROM streams.failed_batches)")
+  [ "$done_" = t ] && break
+  sleep 0.2
+done
+echo "== the read model (orders keyed by customer)"
+pg -c "SELECT * FROM orders_by_customer ORDER BY customer, order_id"
+echo "== a failed batch in streams.failed_batches"
+pg -At -c "SELECT jsonb_pretty(record) FROM streams.failed_batches ORDER BY id LIMIT 1"
+echo "== streams.event_source_mapping_stats"
+pg -x -c "SELECT function_name, state, last_processing_result, records_delivered, records_failed, invocations,
+                 function_errors, retries, failed_batches, backlog, last_error
+          FROM streams.event_source_mapping_stats ORDER BY function_name"
 if [ "${KEEP:-0}" = 1 ]; then
   echo "== cluster left running: psql -h $DIR -p $PORT postgres; stop: ${RUNAS[*]} $PGBIN/pg_ctl -D $DIR/data stop"
 fi
