@@ -298,6 +298,35 @@ is($node->safe_psql($db, q{
 	'AT_TIMESTAMP:4,5,6,7,8 LATEST:7,8 TRIM_HORIZON:1,2,3,4,5,6,7,8',
 	'TRIM_HORIZON reads everything, LATEST only new records, AT_TIMESTAMP from the timestamp');
 
+# --- Batching window and the 6 MB payload cap ------------------------------
+$node->safe_psql($db, q{
+CREATE TABLE t_win (id int PRIMARY KEY, v text);
+SELECT streams.enable_stream('t_win', 'NEW_IMAGE', 1);
+CREATE FUNCTION h_win(e jsonb) RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM log_seen('win', e); END $$;
+SELECT streams.create_function('h_win', 'h_win(jsonb)');
+CREATE TABLE t_big (id int PRIMARY KEY, v text);
+SELECT streams.enable_stream('t_big', 'NEW_IMAGE', 1);
+CREATE FUNCTION h_big(e jsonb) RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM log_seen('big', e); END $$;
+SELECT streams.create_function('h_big', 'h_big(jsonb)');
+});
+esm('{"EventSourceArn":"t_win","FunctionName":"h_win","StartingPosition":"TRIM_HORIZON","BatchSize":100,'
+	. '"MaximumBatchingWindowInSeconds":3}');
+for my $k (1 .. 3)
+{
+	$node->safe_psql($db, "INSERT INTO t_win VALUES ($k, 'x')");
+	sleep(0.3);
+}
+ok($node->poll_query_until($db, q{SELECT count(*) > 0 FROM invocations WHERE tag = 'win'}), 'window: invoked');
+sleep(0.5);
+is($node->safe_psql($db, q{SELECT string_agg(ids::text, ' ' ORDER BY n) FROM invocations WHERE tag = 'win'}),
+	'{1,2,3}', 'records committed within the batching window arrive in one batch');
+# Records of 1.1 MB: five fit in 6 MB, six do not.
+$node->safe_psql($db, q{INSERT INTO t_big SELECT g, repeat(md5(g::text), 34375) FROM generate_series(1, 8) g});
+esm('{"EventSourceArn":"t_big","FunctionName":"h_big","StartingPosition":"TRIM_HORIZON","BatchSize":100}');
+ok($node->poll_query_until($db, q{SELECT count(*) = 8 FROM invocations, unnest(ids) WHERE tag = 'big'}), '6 MB: all delivered');
+is($node->safe_psql($db, q{SELECT string_agg(cardinality(ids)::text, ',' ORDER BY n) FROM invocations WHERE tag = 'big'}),
+	'5,3', 'batches are cut at 6 MB of payload');
+
 # --- Record age: the expired prefix goes to the destination ---------------
 my $left = 61 - (time() - $age_start);
 sleep($left) if $left > 0;
