@@ -9,7 +9,7 @@ OBJS       = $(SRCS:.cpp=.o)
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server)
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-register -fno-omit-frame-pointer -MMD -MP
-SHLIB_LINK  = -lstdc++
+SHLIB_LINK  = -lstdc++ -lcurl
 
 REGRESS      = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS = --temp-instance=./tmp_regress --temp-config=test/regress.conf \

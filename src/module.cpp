@@ -20,6 +20,7 @@ namespace {
 
 char* aws_region = nullptr;
 char* aws_account_id = nullptr;
+char* http_allowed_hosts = nullptr;
 int slot_wait_seconds = 30;
 bool preloaded = false;
 
@@ -49,6 +50,9 @@ void _PG_init(void) {
   DefineCustomIntVariable("pg_streams.slot_wait_timeout",
                           "Seconds enable_stream waits for the capture worker to create its slot.", nullptr,
                           &slot_wait_seconds, 30, 0, 3600, PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("pg_streams.http_allowed_hosts",
+                             "Comma-separated host names HTTP targets may use; empty allows any host.", nullptr,
+                             &http_allowed_hosts, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("pg_streams");
   if (!process_shared_preload_libraries_in_progress) return;
   preloaded = true;

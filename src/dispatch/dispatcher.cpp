@@ -8,6 +8,7 @@
 #include "dispatch/event.hpp"
 #include "dispatch/policy.hpp"
 #include "targets/run_as.hpp"
+#include "targets/signing.hpp"
 #include "worker/work.hpp"
 
 namespace pgs::dispatch {
@@ -19,6 +20,8 @@ constexpr int64_t kIdle = INT64_MAX / 4;
 
 void Begin() { PgCall([] { worker::BeginWork(); }); }
 void Commit() { PgCall([] { worker::EndWork(); }); }
+
+std::string First(const std::vector<Record>& r) { return SequenceNumber(r.front().pos); }
 
 std::string ErrorText(ErrorData* e) {
   return PgCall([&] { return e->message != nullptr ? pstrdup(e->message) : pstrdup("error"); });
@@ -92,66 +95,119 @@ void Dispatcher::SetResult(const char* result) {
   cfg_.last_result = result;
 }
 
-bool Dispatcher::SendToFailureDestination(Shard& sh, const std::vector<Record>& records, size_t from, size_t to,
-                                          const char* condition, int invoke_count, bool has_response,
-                                          const std::optional<std::string>& function_error, StepStats& stats) {
+
+void Dispatcher::Save(Shard& sh, const StepStats& stats) {
+  if (!SaveShard(mapping_id_, sh.state, stats, stats.invocations > 0)) sh.due_us = kIdle;  // mapping deleted
+}
+
+targets::HttpRequest Dispatcher::HttpRequestFor(const TargetConfig& target, const std::string& body,
+                                                const std::string& key) {
+  targets::HttpRequest req;
+  req.url = target.url;
+  req.body = body;
+  req.timeout_ms = target.timeout_ms;
+  req.verify_tls = target.verify_tls;
+  req.ca_file = target.ca_file;
+  req.headers = target.headers;
+  req.headers.push_back("Content-Type: application/json");
+  req.headers.push_back("User-Agent: pg_streams/0.1.0");
+  req.headers.push_back("Expect:");
+  req.headers.push_back("X-Pgs-Request-Id: " + RandomUuid());
+  req.headers.push_back("X-Pgs-Event-Source-Mapping: " + cfg_.uuid);
+  req.headers.push_back("Idempotency-Key: " + key);
+  if (!target.signing_secret.empty()) {
+    std::string ts = std::to_string(NowUs() / 1000000);
+    req.headers.push_back("X-Pgs-Timestamp: " + ts);
+    req.headers.push_back("X-Pgs-Signature: v1=" + targets::HmacSha256Hex(target.signing_secret, ts + "." + body));
+  }
+  return req;
+}
+
+// Records [0, to) of the batch [0, n) failed for good: send them to the
+// OnFailure destination. Table and SQL destinations are written here, in this
+// transaction; an HTTP destination is called by the step after it commits.
+Dispatcher::Plan Dispatcher::Fail(Shard& sh, std::vector<Record>& records, size_t n, size_t to,
+                                  const char* condition, int invoke_count, bool has_response, int64_t now,
+                                  StepStats& stats) {
   FailureInfo info;
   info.request_id = RandomUuid();
   info.function_arn = cfg_.function_arn;
   info.condition = condition;
   info.invoke_count = invoke_count;
   info.has_response = has_response;
-  info.function_error = function_error;
-  info.now_us = NowUs();
+  info.function_error = sh.last_function_error;
+  info.status_code = sh.last_status;
+  info.now_us = now;
   info.shard_id = sh.state.shard_id;
   info.stream_arn = cfg_.stream_arn;
-  std::string doc = BuildFailureRecord(info, records, from, to);
-  ErrorData* err = nullptr;
+  std::string doc = BuildFailureRecord(info, records, 0, to);
+  Plan plan;
+  bool sent = false;
   if (cfg_.dest_table != 0) {
-    err = PgCall([&] { return targets::InsertRecordRow(cfg_.owner, cfg_.dest_table, doc.c_str()); });
+    ErrorData* err = PgCall([&] { return targets::InsertRecordRow(cfg_.owner, cfg_.dest_table, doc.c_str()); });
+    if (err != nullptr) stats.error = "OnFailure destination: " + ErrorText(err);
+    sent = err == nullptr;
   } else if (!cfg_.dest_function.empty()) {
-    if (cfg_.dest_handler == 0) {
-      stats.error = "OnFailure destination function " + cfg_.dest_function + " does not exist";
-      return false;
+    const TargetConfig& d = cfg_.destination;
+    if (!d.exists || !d.host_allowed) {
+      stats.error = "OnFailure destination function " + cfg_.dest_function +
+                    (d.exists ? " is not in pg_streams.http_allowed_hosts" : " does not exist");
+    } else if (d.http) {
+      plan.kind = Plan::kSendFailure;
+      plan.n = n;
+      plan.fail_to = to;
+      plan.request = HttpRequestFor(d, doc, targets::Sha256Hex(cfg_.uuid + "/failure/" + First(records)));
+      plan.records = std::move(records);
+      return plan;
+    } else {
+      targets::SqlCall call{d.handler, doc.c_str(), nullptr};
+      ErrorData* err = PgCall([&] { return targets::CallSqlFunction(cfg_.owner, d.timeout_ms, &call); });
+      if (err != nullptr) stats.error = "OnFailure destination: " + ErrorText(err);
+      sent = err == nullptr;
     }
-    targets::SqlCall call{cfg_.dest_handler, doc.c_str(), nullptr};
-    err = PgCall([&] { return targets::CallSqlFunction(cfg_.owner, cfg_.dest_timeout_ms, &call); });
   } else {
-    std::string first = SequenceNumber(records[from].pos), last = SequenceNumber(records[to - 1].pos);
+    std::string first = First(records), last = SequenceNumber(records[to - 1].pos);
     PgCall([&] {
       ereport(LOG, (errmsg("pg_streams: event source mapping %s discarded %zu records of %s (%s to %s): %s",
-                               cfg_.uuid.c_str(), to - from, sh.state.shard_id.c_str(), first.c_str(), last.c_str(),
-                               condition),
-                        errhint("Set DestinationConfig.OnFailure.Destination to keep failed batches.")));
+                           cfg_.uuid.c_str(), to, sh.state.shard_id.c_str(), first.c_str(), last.c_str(), condition),
+                    errhint("Set DestinationConfig.OnFailure.Destination to keep failed batches.")));
     });
     ++stats.discarded_batches;
-    stats.failed_records += static_cast<int64_t>(to - from);
-    return true;
+    stats.failed_records += static_cast<int64_t>(to);
+    AfterFailure(sh, records, n, to, true, now, stats, false);
+    return plan;
   }
-  if (err != nullptr) {
-    stats.error = "OnFailure destination: " + ErrorText(err);
-    return false;
-  }
-  ++stats.failed_batches;
-  stats.failed_records += static_cast<int64_t>(to - from);
-  return true;
+  AfterFailure(sh, records, n, to, sent, now, stats);
+  return plan;
 }
 
-void Dispatcher::Step(Shard& sh, int64_t now) {
-  Begin();
-  {
-    spi::Session spi;
-    StepInTransaction(sh, now);
-  }
-  Commit();
-}
-
-void Dispatcher::StepInTransaction(Shard& sh, int64_t now) {
+void Dispatcher::AfterFailure(Shard& sh, const std::vector<Record>& records, size_t n, size_t to, bool sent,
+                              int64_t now, StepStats& stats, bool count_sent) {
   ShardState& s = sh.state;
-  StepStats stats;
-  bool invoked = false;
-  sh.due_us = kIdle;
+  if (!sent) {
+    // The destination could not take it: the shard waits and tries again.
+    s.retry_at_us = now + BackoffMs(++sh.unavailable) * 1000;
+    sh.due_us = s.retry_at_us;
+    return;
+  }
+  sh.unavailable = 0;
+  if (count_sent) {
+    ++stats.failed_batches;
+    stats.failed_records += static_cast<int64_t>(to);
+  }
+  s.checkpoint = records[to - 1].pos;
+  if (to == n) {
+    NextBatch(s);
+  } else {
+    s.attempts = 0;  // the rest of the batch is a new batch
+    s.retry_at_us = 0;
+  }
+  sh.due_us = now;
+}
 
+Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
+  ShardState& s = sh.state;
+  Plan plan;
   std::vector<Record> records =
       ReadRecords(cfg_, s.shard, s.checkpoint, s.batch_end, s.batch_end ? kMaxBatchRecords : cfg_.batch_size);
   if (records.empty()) {
@@ -160,9 +216,8 @@ void Dispatcher::StepInTransaction(Shard& sh, int64_t now) {
       s.checkpoint = *s.batch_end;
       NextBatch(s);
       sh.due_us = now;
-      if (!SaveShard(mapping_id_, s, stats, false)) sh.due_us = kIdle;
     }
-    return;
+    return plan;
   }
 
   // A new batch: cut at 6 MB, wait for the batching window, then fix its end
@@ -182,7 +237,7 @@ void Dispatcher::StepInTransaction(Shard& sh, int64_t now) {
     int64_t window_end = sh.window_start_us + int64_t{cfg_.window_s} * 1000000;
     if (!full && now < window_end) {
       sh.due_us = window_end;
-      return;
+      return plan;
     }
     records.resize(n);
     s.batch_end = records.back().pos;
@@ -195,106 +250,144 @@ void Dispatcher::StepInTransaction(Shard& sh, int64_t now) {
     int64_t cutoff = now - int64_t{cfg_.max_age_s} * 1000000;
     size_t k = 0;
     while (k < n && records[k].arrival_us <= cutoff) ++k;
-    if (k > 0) {
-      if (SendToFailureDestination(sh, records, 0, k, "RecordAgeExceeded", std::max(s.attempts, 1), false,
-                                   std::nullopt, stats)) {
-        s.checkpoint = records[k - 1].pos;
-        if (k == n)
-          NextBatch(s);
-        else
-          s.attempts = 0;  // the rest is a new batch
-        sh.due_us = now;
-      } else {
-        sh.due_us = now + BackoffMs(++sh.unavailable) * 1000;
-      }
-      if (!SaveShard(mapping_id_, s, stats, false)) sh.due_us = kIdle;
-      return;
-    }
+    if (k > 0) return Fail(sh, records, n, k, "RecordAgeExceeded", std::max(s.attempts, 1), false, now, stats);
   }
 
   if (now < s.retry_at_us) {
     sh.due_us = s.retry_at_us;
-    return;
+    return plan;
   }
 
-  // Retries used up earlier, but the destination could not take the batch.
-  if (cfg_.max_retries >= 0 && s.attempts > cfg_.max_retries) {
-    if (SendToFailureDestination(sh, records, 0, n, "RetryAttemptsExhausted", s.attempts, true,
-                                 sh.last_function_error, stats)) {
-      s.checkpoint = records[n - 1].pos;
-      NextBatch(s);
-      sh.due_us = now;
-    } else {
-      s.retry_at_us = now + BackoffMs(++sh.unavailable) * 1000;
-      sh.due_us = s.retry_at_us;
-    }
-    if (!SaveShard(mapping_id_, s, stats, false)) sh.due_us = kIdle;
-    return;
-  }
+  // Retries used up: the batch goes to the OnFailure destination.
+  if (cfg_.max_retries >= 0 && s.attempts > cfg_.max_retries)
+    return Fail(sh, records, n, n, "RetryAttemptsExhausted", s.attempts, true, now, stats);
 
-  // A batch that never reached a function does not use up retries.
-  if (!cfg_.function_exists) {
-    stats.error = "Function not found: " + cfg_.function_arn;
+  // A batch that cannot reach its function does not use up retries.
+  if (!cfg_.target.exists || !cfg_.target.host_allowed) {
+    stats.error = cfg_.target.exists ? "the host of " + cfg_.target.url + " is not in pg_streams.http_allowed_hosts"
+                                     : "Function not found: " + cfg_.function_arn;
     s.retry_at_us = now + BackoffMs(++sh.unavailable) * 1000;
     sh.due_us = s.retry_at_us;
-    SetResult("PROBLEM: Function not found");
-    if (!SaveShard(mapping_id_, s, stats, false)) sh.due_us = kIdle;
-    return;
+    SetResult(cfg_.target.exists ? "PROBLEM: Function call failed" : "PROBLEM: Function not found");
+    return plan;
   }
-  sh.unavailable = 0;
 
-  std::string event = BuildEvent(records, 0, n);
+  plan.kind = Plan::kInvoke;
+  plan.n = n;
+  plan.event = BuildEvent(records, 0, n);
   stats.iterator_age_ms = (now - records[n - 1].arrival_us) / 1000;
-  targets::SqlCall call{cfg_.handler, event.c_str(), nullptr};
-  ErrorData* err = PgCall([&] { return targets::CallSqlFunction(cfg_.owner, cfg_.timeout_ms, &call, true); });
-  invoked = true;
-  ++s.attempts;
-  ++stats.invocations;
-  sh.window_start_us = 0;
-  int64_t done = NowUs();
+  if (cfg_.target.http) {
+    // The same records always carry the same key, whichever attempt this is.
+    std::string key = targets::Sha256Hex(cfg_.uuid + "/" + First(records) + "/" + SequenceNumber(records[n - 1].pos));
+    plan.request = HttpRequestFor(cfg_.target, plan.event, key);
+  }
+  plan.records = std::move(records);
+  return plan;
+}
 
-  ResponseVerdict verdict;
-  std::optional<std::string> function_error;
+Dispatcher::Outcome Dispatcher::InvokeSql(const Plan& plan, StepStats& stats) {
+  Outcome out;
+  targets::SqlCall call{cfg_.target.handler, plan.event.c_str(), nullptr};
+  ErrorData* err = PgCall([&] { return targets::CallSqlFunction(cfg_.owner, cfg_.target.timeout_ms, &call, true); });
   if (err != nullptr) {
-    verdict.kind = ResponseVerdict::kFailure;
-    function_error = "Unhandled";
-    ++stats.function_errors;
-    stats.error = ErrorText(err);
-  } else if (cfg_.report_item_failures) {
+    out.verdict.kind = ResponseVerdict::kFailure;
+    out.function_error = "Unhandled";
+    out.error = ErrorText(err);
+    return out;
+  }
+  if (cfg_.report_item_failures) {
     std::optional<std::string> body;
     if (call.result != nullptr) body = std::string(call.result);
     std::vector<std::string> seqs;
-    seqs.reserve(n);
-    for (size_t i = 0; i < n; ++i) seqs.push_back(SequenceNumber(records[i].pos));
-    verdict = ReadBatchItemFailures(body, seqs);
-    if (verdict.kind == ResponseVerdict::kFailure) stats.error = "invalid batchItemFailures response";
+    seqs.reserve(plan.n);
+    for (size_t i = 0; i < plan.n; ++i) seqs.push_back(SequenceNumber(plan.records[i].pos));
+    out.verdict = ReadBatchItemFailures(body, seqs);
+    if (out.verdict.kind == ResponseVerdict::kFailure) out.error = "invalid batchItemFailures response";
   }
-  if (err == nullptr) {
-    // Exactly once: what the function did stays only when records are
-    // checkpointed with it; a batch judged failed is undone and retried.
-    bool keep = verdict.kind == ResponseVerdict::kSuccess ||
-                (verdict.kind == ResponseVerdict::kPartial && verdict.first_failed > 0);
-    PgCall([&] { targets::EndCall(keep); });
-  }
+  // Exactly once: what the function did stays only when records are
+  // checkpointed with it; a batch judged failed is undone and retried.
+  bool keep = out.verdict.kind == ResponseVerdict::kSuccess ||
+              (out.verdict.kind == ResponseVerdict::kPartial && out.verdict.first_failed > 0);
+  PgCall([&] { targets::EndCall(keep); });
+  (void)stats;
+  return out;
+}
 
-  if (verdict.kind == ResponseVerdict::kSuccess) {
+Dispatcher::Outcome Dispatcher::InvokeHttp(const Plan& plan) {
+  Outcome out;
+  targets::HttpResponse res = targets::HttpPost(plan.request, [] { PgCall([] { CHECK_FOR_INTERRUPTS(); }); });
+  if (!res.answered) {
+    out.verdict.kind = ResponseVerdict::kFailure;
+    out.function_error = "Unhandled";
+    out.status = 0;
+    out.error = res.timed_out ? "timed out after " + std::to_string(plan.request.timeout_ms) + " ms"
+                              : "HTTP request failed: " + res.error;
+    return out;
+  }
+  out.status = res.status;
+  if (res.status == 429 || (res.status == 503 && res.retry_after_s)) {
+    out.throttled = true;
+    out.retry_after_s = res.retry_after_s;
+    out.error = "throttled: HTTP " + std::to_string(res.status);
+    return out;
+  }
+  if (res.status < 200 || res.status > 299) {
+    out.verdict.kind = ResponseVerdict::kFailure;
+    out.function_error = "Unhandled";
+    out.error = "HTTP " + std::to_string(res.status);
+    return out;
+  }
+  if (cfg_.report_item_failures) {
+    std::optional<std::string> body;
+    if (!res.body.empty()) body = res.body;
+    std::vector<std::string> seqs;
+    seqs.reserve(plan.n);
+    for (size_t i = 0; i < plan.n; ++i) seqs.push_back(SequenceNumber(plan.records[i].pos));
+    out.verdict = ReadBatchItemFailures(body, seqs);
+    if (out.verdict.kind == ResponseVerdict::kFailure) out.error = "invalid batchItemFailures response";
+  }
+  return out;
+}
+
+void Dispatcher::Apply(Shard& sh, const Plan& plan, const Outcome& o, StepStats& stats) {
+  ShardState& s = sh.state;
+  const auto& records = plan.records;
+  size_t n = plan.n;
+  int64_t done = NowUs();
+  sh.window_start_us = 0;
+  if (o.error) stats.error = o.error;
+  if (o.throttled) {
+    // Did not reach the function: no retry used (semantics 0, 3.2).
+    ++stats.throttles;
+    int64_t wait_ms = o.retry_after_s ? static_cast<int64_t>(*o.retry_after_s * 1000) : BackoffMs(++sh.unavailable);
+    s.retry_at_us = done + std::min<int64_t>(wait_ms, 900000) * 1000;
+    sh.due_us = s.retry_at_us;
+    return;
+  }
+  sh.unavailable = 0;
+  ++s.attempts;
+  ++stats.invocations;
+  if (o.function_error) ++stats.function_errors;
+
+  if (o.verdict.kind == ResponseVerdict::kSuccess) {
     s.checkpoint = records[n - 1].pos;
     stats.delivered += static_cast<int64_t>(n);
     NextBatch(s);
     sh.due_us = done;
     SetResult("OK");
-  } else if (verdict.kind == ResponseVerdict::kPartial && verdict.first_failed > 0) {
+  } else if (o.verdict.kind == ResponseVerdict::kPartial && o.verdict.first_failed > 0) {
     // Records before the lowest reported one are done; the rest is retried
     // as a new batch with a fresh retry count (semantics 3.5).
-    s.checkpoint = records[verdict.first_failed - 1].pos;
-    stats.delivered += static_cast<int64_t>(verdict.first_failed);
+    s.checkpoint = records[o.verdict.first_failed - 1].pos;
+    stats.delivered += static_cast<int64_t>(o.verdict.first_failed);
     s.attempts = 0;
     s.retry_at_us = 0;
     sh.due_us = done;
     SetResult("OK");
   } else {
-    bool error = verdict.kind == ResponseVerdict::kFailure;
-    sh.last_function_error = function_error;
+    bool error = o.verdict.kind == ResponseVerdict::kFailure;
+    sh.last_function_error = o.function_error;
+    sh.last_status = o.status;
     SetResult("PROBLEM: Function call failed");
     if (error && cfg_.bisect && n > 1) {
       // Halve; splitting does not use up retries (semantics 3.4).
@@ -306,22 +399,60 @@ void Dispatcher::StepInTransaction(Shard& sh, int64_t now) {
       s.retry_at_us = done + BackoffMs(1) * 1000;
       sh.due_us = s.retry_at_us;
     } else if (cfg_.max_retries >= 0 && s.attempts > cfg_.max_retries) {
-      if (SendToFailureDestination(sh, records, 0, n, "RetryAttemptsExhausted", s.attempts, true, function_error,
-                                   stats)) {
-        s.checkpoint = records[n - 1].pos;
-        NextBatch(s);
-        sh.due_us = done;
-      } else {
-        s.retry_at_us = done + BackoffMs(++sh.unavailable) * 1000;
-        sh.due_us = s.retry_at_us;
-      }
+      // Retries used up: the next step sends the batch to the destination.
+      s.retry_at_us = 0;
+      sh.due_us = done;
     } else {
       ++stats.retries;
       s.retry_at_us = done + BackoffMs(s.attempts) * 1000;
       sh.due_us = s.retry_at_us;
     }
   }
-  if (!SaveShard(mapping_id_, s, stats, invoked)) sh.due_us = kIdle;
+}
+
+void Dispatcher::Step(Shard& sh, int64_t now) {
+  sh.due_us = kIdle;
+  Plan plan;
+  Begin();
+  {
+    spi::Session spi;
+    StepStats stats;
+    plan = Prepare(sh, now, stats);
+    if (plan.kind == Plan::kInvoke && !cfg_.target.http) {
+      Outcome o = InvokeSql(plan, stats);
+      Apply(sh, plan, o, stats);
+      plan.kind = Plan::kNone;
+    }
+    Save(sh, stats);
+  }
+  Commit();
+  if (plan.kind == Plan::kNone) return;
+
+  // HTTP: no transaction or snapshot is held while the request is in flight.
+  if (plan.kind == Plan::kInvoke) {
+    Outcome o = InvokeHttp(plan);
+    Begin();
+    {
+      spi::Session spi;
+      StepStats stats;
+      Apply(sh, plan, o, stats);
+      Save(sh, stats);
+    }
+    Commit();
+    return;
+  }
+  targets::HttpResponse res = targets::HttpPost(plan.request, [] { PgCall([] { CHECK_FOR_INTERRUPTS(); }); });
+  bool sent = res.answered && res.status >= 200 && res.status <= 299;
+  Begin();
+  {
+    spi::Session spi;
+    StepStats stats;
+    if (!sent)
+      stats.error = "OnFailure destination: " + (res.answered ? "HTTP " + std::to_string(res.status) : res.error);
+    AfterFailure(sh, plan.records, plan.n, plan.fail_to, sent, NowUs(), stats);
+    Save(sh, stats);
+  }
+  Commit();
 }
 
 }  // namespace pgs::dispatch

@@ -1,14 +1,19 @@
 // Runs one event source mapping: per shard, in order, read from the
 // checkpoint, batch, invoke, then checkpoint; on errors retry with backoff,
 // bisect, honour partial failures and hand failed batches to the OnFailure
-// destination (semantics 3.1-3.5).
+// destination (semantics 3.1-3.5). SQL targets run inside the transaction
+// that moves the checkpoint; HTTP requests run outside any transaction.
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "dispatch/model.hpp"
+#include "dispatch/policy.hpp"
 #include "dispatch/store.hpp"
+#include "targets/http_client.hpp"
 
 namespace pgs::dispatch {
 
@@ -32,17 +37,42 @@ class Dispatcher {
     ShardState state;
     int64_t due_us = 0;
     int64_t window_start_us = 0;  // the current batching window began
-    int unavailable = 0;          // consecutive steps the function did not exist
+    int unavailable = 0;          // consecutive waits that were not the function's fault
     std::optional<std::string> last_function_error{"Unhandled"};
+    long last_status = 200;
   };
 
-  // One transaction's worth of work on one shard.
+  // What a step does after its first transaction.
+  struct Plan {
+    enum Kind { kNone, kInvoke, kSendFailure } kind = kNone;
+    std::vector<Record> records;
+    size_t n = 0;                 // the batch is records [0, n)
+    std::string event;            // kInvoke
+    size_t fail_to = 0;           // kSendFailure: records [0, fail_to) failed
+    std::string failure_doc;
+    targets::HttpRequest request;  // kInvoke (HTTP) or kSendFailure
+  };
+
+  struct Outcome {
+    ResponseVerdict verdict;
+    std::optional<std::string> function_error;  // "Unhandled" for errors
+    long status = 200;
+    bool throttled = false;
+    std::optional<double> retry_after_s;
+    std::optional<std::string> error;
+  };
+
   void Step(Shard& shard, int64_t now);
-  void StepInTransaction(Shard& shard, int64_t now);
-  // Hands records [from, to) to the OnFailure destination; false if it failed.
-  bool SendToFailureDestination(Shard& shard, const std::vector<Record>& records, size_t from, size_t to,
-                                const char* condition, int invoke_count, bool has_response,
-                                const std::optional<std::string>& function_error, StepStats& stats);
+  Plan Prepare(Shard& shard, int64_t now, StepStats& stats);
+  Plan Fail(Shard& shard, std::vector<Record>& records, size_t n, size_t to, const char* condition, int invoke_count,
+            bool has_response, int64_t now, StepStats& stats);
+  void AfterFailure(Shard& shard, const std::vector<Record>& records, size_t n, size_t to, bool sent, int64_t now,
+                    StepStats& stats, bool count_sent = true);
+  Outcome InvokeSql(const Plan& plan, StepStats& stats);
+  Outcome InvokeHttp(const Plan& plan);
+  void Apply(Shard& shard, const Plan& plan, const Outcome& outcome, StepStats& stats);
+  targets::HttpRequest HttpRequestFor(const TargetConfig& target, const std::string& body, const std::string& key);
+  void Save(Shard& shard, const StepStats& stats);
   void NextBatch(ShardState& s);
   void SetResult(const char* result);
 

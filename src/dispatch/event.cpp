@@ -65,7 +65,7 @@ std::string BuildFailureRecord(const FailureInfo& info, const std::vector<Record
                            {"condition", info.condition},
                            {"approximateInvokeCount", info.invoke_count}};
   if (info.has_response) {
-    ordered_json response = {{"statusCode", 200}, {"executedVersion", "$LATEST"}};
+    ordered_json response = {{"statusCode", info.status_code}, {"executedVersion", "$LATEST"}};
     response["functionError"] = info.function_error ? ordered_json(*info.function_error) : ordered_json(nullptr);
     doc["responseContext"] = response;
   }

@@ -22,6 +22,7 @@ struct FailureInfo {
   std::string condition;                      // RetryAttemptsExhausted | RecordAgeExceeded
   int invoke_count = 1;
   bool has_response = true;                   // RecordAgeExceeded records have no responseContext
+  long status_code = 200;                     // HTTP targets: the answer's status, 0 for none
   std::optional<std::string> function_error;  // "Unhandled", or null
   int64_t now_us = 0;
   std::string shard_id;

@@ -27,6 +27,20 @@ struct Record {
   std::string text;        // the stream record's JSON
 };
 
+// How to call a registered function (streams._target_config).
+struct TargetConfig {
+  bool exists = false;
+  bool http = false;
+  uint32_t handler = 0;  // regprocedure of a SQL target
+  int timeout_ms = 3000;
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value", secret ones included
+  bool verify_tls = true;
+  std::string ca_file;
+  std::string signing_secret;
+  bool host_allowed = true;
+};
+
 struct MappingConfig {
   int32_t mapping_id = 0;
   std::string uuid;
@@ -34,9 +48,7 @@ struct MappingConfig {
   std::string stream_arn;
   std::string function_name;
   std::string function_arn;
-  bool function_exists = false;
-  uint32_t handler = 0;  // regprocedure of a SQL target
-  int timeout_ms = 3000;
+  TargetConfig target;
   int batch_size = 100;
   int window_s = 0;
   int max_retries = -1;  // -1: until the records expire
@@ -45,8 +57,7 @@ struct MappingConfig {
   bool report_item_failures = false;
   uint32_t dest_table = 0;        // OnFailure table, or
   std::string dest_function;      // OnFailure function (name), or neither
-  uint32_t dest_handler = 0;      // its handler, 0 when it no longer exists
-  int dest_timeout_ms = 3000;
+  TargetConfig destination;       // that function
   std::optional<int64_t> start_us;  // AT_TIMESTAMP: skip records committed before it
   uint32_t owner = 0;
   bool enabled = false;

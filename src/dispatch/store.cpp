@@ -30,14 +30,12 @@ int64_t NowUs() { return GetCurrentTimestamp() + kUnixToPgUs; }
 bool LoadMapping(int32_t mapping_id, MappingConfig* out) {
   static const char* sql =
       "SELECT m.uuid::text, m.stream_id, m.event_source_arn, m.function_name, streams._function_arn(m.function_name),"
-      " f.handler::oid::int8, f.timeout_seconds, m.batch_size, m.batching_window, m.maximum_retry_attempts,"
+      " m.batch_size, m.batching_window, m.maximum_retry_attempts,"
       " m.maximum_record_age, m.bisect, 'ReportBatchItemFailures' = ANY (m.response_types),"
-      " m.destination_table::int8, m.destination_function, df.handler::oid::int8, df.timeout_seconds,"
+      " m.destination_table::int8, m.destination_function,"
       " (extract(epoch FROM m.starting_timestamp) * 1000000)::int8, m.owner::int8, m.enabled, m.state,"
       " m.last_result"
       " FROM streams.event_source_mapping m"
-      " LEFT JOIN streams.function f ON f.function_name = m.function_name"
-      " LEFT JOIN streams.function df ON df.function_name = m.destination_function"
       " WHERE m.mapping_id = $1";
   Oid types[1] = {INT4OID};
   Datum values[1] = {Int32GetDatum(mapping_id)};
@@ -49,27 +47,47 @@ bool LoadMapping(int32_t mapping_id, MappingConfig* out) {
   c.stream_arn = spi::Text(0, 3).value_or("");
   c.function_name = spi::Text(0, 4).value_or("");
   c.function_arn = spi::Text(0, 5).value_or("");
-  auto handler = spi::Int64(0, 6);
-  c.function_exists = handler.has_value();
-  c.handler = static_cast<uint32_t>(handler.value_or(0));
-  c.timeout_ms = spi::Int32(0, 7).value_or(3) * 1000;
-  c.batch_size = spi::Int32(0, 8).value_or(100);
-  c.window_s = spi::Int32(0, 9).value_or(0);
-  c.max_retries = spi::Int32(0, 10).value_or(-1);
-  c.max_age_s = spi::Int32(0, 11).value_or(-1);
-  c.bisect = spi::Bool(0, 12).value_or(false);
-  c.report_item_failures = spi::Bool(0, 13).value_or(false);
-  c.dest_table = static_cast<uint32_t>(spi::Int64(0, 14).value_or(0));
-  c.dest_function = spi::Text(0, 15).value_or("");
-  c.dest_handler = static_cast<uint32_t>(spi::Int64(0, 16).value_or(0));
-  c.dest_timeout_ms = spi::Int32(0, 17).value_or(3) * 1000;
-  c.start_us = spi::Int64(0, 18);
-  c.owner = static_cast<uint32_t>(spi::Int64(0, 19).value_or(0));
-  c.enabled = spi::Bool(0, 20).value_or(false);
-  c.state = spi::Text(0, 21).value_or("");
-  c.last_result = spi::Text(0, 22).value_or("");
+  c.batch_size = spi::Int32(0, 6).value_or(100);
+  c.window_s = spi::Int32(0, 7).value_or(0);
+  c.max_retries = spi::Int32(0, 8).value_or(-1);
+  c.max_age_s = spi::Int32(0, 9).value_or(-1);
+  c.bisect = spi::Bool(0, 10).value_or(false);
+  c.report_item_failures = spi::Bool(0, 11).value_or(false);
+  c.dest_table = static_cast<uint32_t>(spi::Int64(0, 12).value_or(0));
+  c.dest_function = spi::Text(0, 13).value_or("");
+  c.start_us = spi::Int64(0, 14);
+  c.owner = static_cast<uint32_t>(spi::Int64(0, 15).value_or(0));
+  c.enabled = spi::Bool(0, 16).value_or(false);
+  c.state = spi::Text(0, 17).value_or("");
+  c.last_result = spi::Text(0, 18).value_or("");
+  c.target = LoadTarget(c.function_name);
+  if (!c.dest_function.empty()) c.destination = LoadTarget(c.dest_function);
   *out = std::move(c);
   return true;
+}
+
+TargetConfig LoadTarget(const std::string& name) {
+  Oid types[1] = {TEXTOID};
+  Datum values[1] = {PgCall([&] { return CStringGetTextDatum(name.c_str()); })};
+  TargetConfig t;
+  if (spi::Exec("SELECT * FROM streams._target_config($1)", 1, types, values, nullptr, true) == 0) return t;
+  auto kind = spi::Text(0, 1);
+  if (!kind) return t;  // no such function
+  t.exists = true;
+  t.http = *kind == "http";
+  t.handler = static_cast<uint32_t>(spi::Int64(0, 2).value_or(0));
+  t.timeout_ms = spi::Int32(0, 3).value_or(3000);
+  t.url = spi::Text(0, 4).value_or("");
+  std::string headers = spi::Text(0, 5).value_or("");
+  std::stringstream in(headers);
+  std::string line;
+  while (std::getline(in, line, '\n'))
+    if (!line.empty()) t.headers.push_back(line);
+  t.verify_tls = spi::Bool(0, 6).value_or(true);
+  t.ca_file = spi::Text(0, 7).value_or("");
+  t.signing_secret = spi::Text(0, 8).value_or("");
+  t.host_allowed = spi::Bool(0, 9).value_or(true);
+  return t;
 }
 
 std::vector<ShardState> LoadShards(int32_t mapping_id) {
@@ -148,7 +166,8 @@ bool SaveShard(int32_t mapping_id, const ShardState& s, const StepStats& st, boo
            " records_failed = records_failed + %" PRId64 ", invocations = invocations + %" PRId64 ","
            " function_errors = function_errors + %" PRId64 ", retries = retries + %" PRId64 ","
            " bisects = bisects + %" PRId64 ", failed_batches = failed_batches + %" PRId64 ","
-           " discarded_batches = discarded_batches + %" PRId64 ", iterator_age_ms = coalesce(%s, iterator_age_ms),"
+           " discarded_batches = discarded_batches + %" PRId64 ", throttles = throttles + %" PRId64 ","
+           " iterator_age_ms = coalesce(%s, iterator_age_ms),"
            " last_invoke_at = %s, last_error = coalesce($1, last_error),"
            " last_error_at = CASE WHEN $1 IS NULL THEN last_error_at ELSE clock_timestamp() END"
            " WHERE mapping_id = %d AND shard = %d",
@@ -157,7 +176,7 @@ bool SaveShard(int32_t mapping_id, const ShardState& s, const StepStats& st, boo
            s.batch_end ? std::to_string(s.batch_end->idx).c_str() : "NULL", lsns.c_str(), idxs.c_str(), s.attempts,
            s.retry_at_us > 0 ? ("to_timestamp(" + std::to_string(s.retry_at_us) + " / 1000000.0)").c_str() : "NULL",
            st.read, st.filtered, st.delivered, st.failed_records, st.invocations, st.function_errors, st.retries,
-           st.bisects, st.failed_batches, st.discarded_batches,
+           st.bisects, st.failed_batches, st.discarded_batches, st.throttles,
            st.iterator_age_ms ? std::to_string(*st.iterator_age_ms).c_str() : "NULL",
            invoked ? "clock_timestamp()" : "last_invoke_at", mapping_id, s.shard);
   Oid types[1] = {TEXTOID};

@@ -14,7 +14,7 @@ namespace pgs::dispatch {
 struct StepStats {
   int64_t read = 0, filtered = 0, delivered = 0, failed_records = 0;
   int64_t invocations = 0, function_errors = 0, retries = 0, bisects = 0;
-  int64_t failed_batches = 0, discarded_batches = 0;
+  int64_t failed_batches = 0, discarded_batches = 0, throttles = 0;
   std::optional<int64_t> iterator_age_ms;
   std::optional<std::string> error;
 };
@@ -22,6 +22,7 @@ struct StepStats {
 // False when the mapping no longer exists.
 bool LoadMapping(int32_t mapping_id, MappingConfig* out);
 std::vector<ShardState> LoadShards(int32_t mapping_id);
+TargetConfig LoadTarget(const std::string& function_name);
 
 // Records after `after` (and at or before `upto`), oldest first, at most `limit`.
 std::vector<Record> ReadRecords(const MappingConfig& cfg, int32_t shard, Position after,

@@ -5,18 +5,31 @@
 
 -- A registered target. kind 'sql': a function handler(event jsonb) returning
 -- jsonb, json or void, run as the owner of the mapping that invokes it.
+-- kind 'http': an endpoint receiving the event as a JSON POST.
 CREATE TABLE streams.function (
     function_id     integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     function_name   text        NOT NULL UNIQUE,
     function_arn    text        NOT NULL UNIQUE,
-    kind            text        NOT NULL CHECK (kind IN ('sql')),
+    kind            text        NOT NULL CHECK (kind IN ('sql', 'http')),
     handler         regprocedure,
+    url             text,
+    http_headers    jsonb,                 -- non-secret extra headers
+    verify_tls      boolean,
+    ca_file         text,
     timeout_seconds integer     NOT NULL CHECK (timeout_seconds BETWEEN 1 AND 900),
     description     text        NOT NULL DEFAULT '',
     owner           oid         NOT NULL,
     last_modified   timestamptz NOT NULL
 );
 REVOKE ALL ON streams.function FROM PUBLIC;
+
+-- Secrets of HTTP targets, apart so that no view or function shows them.
+CREATE TABLE streams.function_secret (
+    function_id    integer PRIMARY KEY REFERENCES streams.function ON DELETE CASCADE,
+    secret_headers jsonb,
+    signing_secret text
+);
+REVOKE ALL ON streams.function_secret FROM PUBLIC;
 
 CREATE FUNCTION streams._function_arn(function_name text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -51,13 +64,23 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'FunctionName', f.function_name,
         'FunctionArn', f.function_arn,
-        'Runtime', 'postgresql-sql',
-        'Handler', f.handler::text,
+        'Runtime', CASE f.kind WHEN 'sql' THEN 'postgresql-sql' ELSE 'http' END,
         'Timeout', f.timeout_seconds,
         'Description', f.description,
         'LastModified', to_char(f.last_modified AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"+0000"'),
-        'State', CASE WHEN EXISTS (SELECT 1 FROM pg_proc WHERE oid = f.handler) THEN 'Active' ELSE 'Failed' END,
+        'State', CASE WHEN f.kind = 'http' OR EXISTS (SELECT 1 FROM pg_proc WHERE oid = f.handler)
+                      THEN 'Active' ELSE 'Failed' END,
         'Owner', (SELECT rolname FROM pg_roles WHERE oid = f.owner))
+    || CASE f.kind WHEN 'sql' THEN jsonb_build_object('Handler', f.handler::text)
+       ELSE jsonb_build_object('Url', f.url, 'Headers', f.http_headers, 'VerifyTls', f.verify_tls,
+                'CaFile', f.ca_file,
+                -- secrets: names only, never values
+                'SecretHeaders', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]'::jsonb)
+                                  FROM streams.function_secret fs, jsonb_object_keys(coalesce(fs.secret_headers, '{}')) k
+                                  WHERE fs.function_id = f.function_id),
+                'Signed', EXISTS (SELECT 1 FROM streams.function_secret fs
+                                  WHERE fs.function_id = f.function_id AND fs.signing_secret IS NOT NULL))
+       END
 $$;
 
 CREATE FUNCTION streams._check_function_name(function_name text) RETURNS void

@@ -53,6 +53,7 @@ CREATE TABLE streams.mapping_shard (
     bisects           bigint      NOT NULL DEFAULT 0,
     failed_batches    bigint      NOT NULL DEFAULT 0,      -- sent to the OnFailure destination
     discarded_batches bigint      NOT NULL DEFAULT 0,      -- dropped: no destination configured
+    throttles         bigint      NOT NULL DEFAULT 0,      -- HTTP 429 / 503 with Retry-After
     iterator_age_ms   bigint,
     last_invoke_at    timestamptz,
     last_error        text,

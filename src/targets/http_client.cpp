@@ -1,0 +1,126 @@
+#include "targets/http_client.hpp"
+
+#include <curl/curl.h>
+
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+
+namespace pgs::targets {
+namespace {
+
+size_t Collect(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+size_t CollectHeader(char* data, size_t size, size_t n, void* out) {
+  std::string line(data, size * n);
+  const std::string key = "retry-after:";
+  if (line.size() > key.size()) {
+    std::string head = line.substr(0, key.size());
+    for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (head == key) {
+      char* end = nullptr;
+      double v = std::strtod(line.c_str() + key.size(), &end);
+      if (end != line.c_str() + key.size() && v >= 0) *static_cast<std::optional<double>*>(out) = v;
+    }
+  }
+  return size * n;
+}
+
+struct EasyDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct MultiDeleter {
+  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
+};
+struct ListDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+}  // namespace
+
+void HttpGlobalInit() {
+  static bool done = false;
+  if (!done) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) throw std::runtime_error("curl_global_init failed");
+    done = true;
+  }
+}
+
+HttpResponse HttpPost(const HttpRequest& req, const std::function<void()>& poll) {
+  HttpGlobalInit();
+  HttpResponse res;
+  std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
+  std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
+  if (!easy || !multi) throw std::runtime_error("curl initialisation failed");
+  curl_slist* raw = nullptr;
+  for (const auto& h : req.headers) {
+    curl_slist* next = curl_slist_append(raw, h.c_str());
+    if (next == nullptr) {
+      curl_slist_free_all(raw);
+      throw std::bad_alloc();
+    }
+    raw = next;
+  }
+  std::unique_ptr<curl_slist, ListDeleter> headers(raw);
+  CURL* e = easy.get();
+  curl_easy_setopt(e, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_POST, 1L);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, req.body.data());
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req.timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, req.timeout_ms);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, req.verify_tls ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, req.verify_tls ? 2L : 0L);
+  if (!req.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, req.ca_file.c_str());
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, Collect);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &res.body);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, CollectHeader);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &res.retry_after_s);
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(6 * 1024 * 1024));
+  curl_multi_add_handle(multi.get(), e);
+
+  int running = 1;
+  while (running > 0) {
+    CURLMcode mc = curl_multi_perform(multi.get(), &running);
+    if (mc != CURLM_OK) {
+      curl_multi_remove_handle(multi.get(), e);
+      throw std::runtime_error(curl_multi_strerror(mc));
+    }
+    if (running == 0) break;
+    mc = curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
+    if (mc != CURLM_OK) {
+      curl_multi_remove_handle(multi.get(), e);
+      throw std::runtime_error(curl_multi_strerror(mc));
+    }
+    try {
+      poll();
+    } catch (...) {
+      curl_multi_remove_handle(multi.get(), e);
+      throw;
+    }
+  }
+  CURLcode result = CURLE_OK;
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi.get(), &left))
+    if (msg->msg == CURLMSG_DONE) result = msg->data.result;
+  curl_multi_remove_handle(multi.get(), e);
+  if (result == CURLE_OK) {
+    res.answered = true;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &res.status);
+  } else {
+    res.timed_out = result == CURLE_OPERATION_TIMEDOUT;
+    res.error = curl_easy_strerror(result);
+    res.body.clear();
+  }
+  return res;
+}
+
+}  // namespace pgs::targets

@@ -1,0 +1,37 @@
+// One HTTP POST through libcurl's multi interface, polled in slices so the
+// caller can handle interrupts while a request is in flight. Pure C++: no
+// PostgreSQL calls here; `poll` may throw (e.g. a PgError on SIGTERM).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pgs::targets {
+
+struct HttpRequest {
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;
+  long timeout_ms = 3000;
+  bool verify_tls = true;
+  std::string ca_file;  // empty: the system's CAs
+};
+
+struct HttpResponse {
+  bool answered = false;  // false: timeout, refused, reset, DNS, TLS...
+  bool timed_out = false;
+  long status = 0;
+  std::string body;
+  std::optional<double> retry_after_s;  // Retry-After in seconds, when given
+  std::string error;                    // what went wrong, without secrets
+};
+
+// Performs the POST; calls poll() at least every 100 ms while waiting.
+HttpResponse HttpPost(const HttpRequest& request, const std::function<void()>& poll);
+
+// Initializes libcurl once per process.
+void HttpGlobalInit();
+
+}  // namespace pgs::targets

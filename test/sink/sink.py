@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""A loopback HTTP sink for pg_streams' tests and demo.
+
+    python3 test/sink/sink.py --port 8765 [--log requests.jsonl]
+
+Every POST is recorded (method, path, query, headers, body, time) and answered as
+its query string asks, so each test chooses its faults through the URL it gives
+the HTTP function:
+
+    status=500        answer with this status (default 200)
+    times=2           apply status/delay/reset/body/fail_id to the first 2 requests of
+                      this path only, then answer 200 with an empty body
+    delay=1.5         wait this many seconds before answering
+    reset=1           close the connection without an answer (a reset)
+    body=<text>       the response body (default empty)
+    retry_after=3     add a Retry-After header
+    fail_id=6         answer {"batchItemFailures":[{"itemIdentifier":<seq>}]} naming
+                      the records whose dynamodb.Keys.id.N is 6 (several: fail_id=6,7)
+    bad_json=1        answer a body that is not JSON
+    error_id=37       answer 500 when the batch holds a record whose dynamodb.Keys.id.N is 37
+
+GET /_requests?path=/p returns the recorded requests (all when path is absent) as
+a JSON array; GET /_health answers 200; POST /_reset forgets everything.
+"""
+import argparse
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+LOCK = threading.Lock()
+REQUESTS = []
+COUNTS = {}
+LOG = None
+
+
+def first(q, key, default=None):
+    v = q.get(key)
+    return v[0] if v else default
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # quiet
+        pass
+
+    def _send(self, status, body=b"", headers=None):
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        if url.path == "/_health":
+            return self._send(200, b"ok")
+        if url.path == "/_requests":
+            q = parse_qs(url.query)
+            path = first(q, "path")
+            with LOCK:
+                out = [r for r in REQUESTS if path is None or r["path"] == path]
+            return self._send(200, json.dumps(out).encode(), {"Content-Type": "application/json"})
+        return self._send(404)
+
+    def do_POST(self):
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if url.path == "/_reset":
+            with LOCK:
+                REQUESTS.clear()
+                COUNTS.clear()
+            return self._send(200)
+        q = parse_qs(url.query)
+        with LOCK:
+            n = COUNTS.get(url.path, 0) + 1
+            COUNTS[url.path] = n
+            rec = {"path": url.path, "query": url.query, "n": n, "time": time.time(),
+                   "headers": {k.lower(): v for k, v in self.headers.items()},
+                   "body": body.decode("utf-8", "replace")}
+            REQUESTS.append(rec)
+            if LOG:
+                LOG.write(json.dumps(rec) + "\n")
+                LOG.flush()
+        error_ids = first(q, "error_id")
+        if error_ids:
+            wanted = set(error_ids.split(","))
+            try:
+                keys = {r.get("dynamodb", {}).get("Keys", {}).get("id", {}).get("N")
+                        for r in json.loads(body).get("Records", [])}
+            except (ValueError, AttributeError, TypeError):
+                keys = set()
+            return self._send(500 if keys & wanted else 200)
+        times = first(q, "times")
+        faulty = times is None or n <= int(times)
+        if not faulty:
+            return self._send(200)
+        delay = float(first(q, "delay", "0"))
+        if delay:
+            time.sleep(delay)
+        if first(q, "reset") == "1":
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            except OSError:
+                pass
+            self.close_connection = True
+            self.connection.close()
+            return
+        status = int(first(q, "status", "200"))
+        headers = {}
+        if first(q, "retry_after"):
+            headers["Retry-After"] = first(q, "retry_after")
+        out = first(q, "body", "").encode()
+        if first(q, "bad_json") == "1":
+            out = b"{not json"
+        fail_ids = first(q, "fail_id")
+        if fail_ids:
+            wanted = set(fail_ids.split(","))
+            try:
+                event = json.loads(body)
+                failures = [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in event.get("Records", [])
+                            if r.get("dynamodb", {}).get("Keys", {}).get("id", {}).get("N") in wanted]
+            except (ValueError, AttributeError, KeyError, TypeError):
+                failures = []
+            out = json.dumps({"batchItemFailures": failures}).encode()
+            headers["Content-Type"] = "application/json"
+        self._send(status, out, headers)
+
+
+def main():
+    global LOG
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--log")
+    a = p.parse_args()
+    if a.log:
+        LOG = open(a.log, "a", encoding="utf-8")
+    server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
