@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo: installs what is missing, builds and installs pg_streams, starts a
 # throwaway cluster (user postgres, port 5480, under /tmp), streams a table's
-# changes and prints the records read back with get_records.
+# changes, prints the records read back with get_records, and delivers them
+# through event source mappings to SQL functions and to an HTTP sink on
+# loopback (test/sink/sink.py, port 5481), showing what each received.
 # KEEP=1 leaves the cluster running (stop it with the pg_ctl line printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,13 @@ DIR=$(mktemp -d /tmp/pg_streams_demo.XXXXXX)
 RUNAS=()
 [ "$(id -u)" = 0 ] && { chown postgres "$DIR"; RUNAS=(runuser -u postgres --); }
 pg() { "${RUNAS[@]}" "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d postgres "$@"; }
-stop() { "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$DIR/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+SINK_PORT=${SINK_PORT:-5481}
+SINK_PID=
+stop() {
+  [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null || true
+  "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$DIR/data" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$DIR"
+}
 [ "${KEEP:-0}" = 1 ] || trap stop EXIT
 
 "${RUNAS[@]}" "$PGBIN/initdb" -D "$DIR/data" --encoding=UTF8 --no-locale -A trust >/dev/null
@@ -129,6 +137,32 @@ echo "== streams.event_source_mapping_stats"
 pg -x -c "SELECT function_name, state, last_processing_result, records_delivered, records_failed, invocations,
                  function_errors, retries, failed_batches, backlog, last_error
           FROM streams.event_source_mapping_stats ORDER BY function_name"
+
+echo "== an HTTP target: the loopback sink on port $SINK_PORT, with a signing secret"
+python3 test/sink/sink.py --port "$SINK_PORT" >/dev/null 2>&1 &
+SINK_PID=$!
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$SINK_PORT/_health" >/dev/null && break; sleep 0.1; done
+pg <<SQL
+SELECT streams.create_http_function('orders_webhook', 'http://127.0.0.1:$SINK_PORT/orders',
+    '{"Timeout": 5, "SigningSecret": "demo-signing-secret-0123", "SecretHeaders": {"Authorization": "Bearer demo"}}')
+    - 'LastModified' AS created;
+SELECT streams.create_event_source_mapping('{"EventSourceArn": "orders", "FunctionName": "orders_webhook",
+    "StartingPosition": "TRIM_HORIZON", "BatchSize": 10}')->>'State' AS state;
+SQL
+for _ in $(seq 1 100); do
+  [ "$(pg -At -c "SELECT coalesce(sum(backlog), 1) = 0 FROM streams.event_source_mapping_stats
+                   WHERE function_name = 'orders_webhook'")" = t ] && break
+  sleep 0.1
+done
+echo "== what the sink received (headers, and the first record of each POST)"
+curl -s "http://127.0.0.1:$SINK_PORT/_requests?path=/orders" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin):
+    h = r["headers"]
+    body = json.loads(r["body"])
+    print("POST /orders  idempotency-key=%s  signature=%s" % (h.get("idempotency-key", "")[:16] + "...", h.get("x-pgs-signature", "")[:19] + "..."))
+    print("  %d records: %s" % (len(body["Records"]), ", ".join(x["eventName"] + " " + json.dumps(x["dynamodb"]["Keys"]) for x in body["Records"])))
+'
 if [ "${KEEP:-0}" = 1 ]; then
   echo "== cluster left running: psql -h $DIR -p $PORT postgres; stop: ${RUNAS[*]} $PGBIN/pg_ctl -D $DIR/data stop"
 fi
