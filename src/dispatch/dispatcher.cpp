@@ -9,6 +9,7 @@
 #include "dispatch/policy.hpp"
 #include "targets/run_as.hpp"
 #include "targets/signing.hpp"
+#include "worker/shmem.hpp"
 #include "worker/work.hpp"
 
 namespace pgs::dispatch {
@@ -17,6 +18,7 @@ namespace {
 constexpr size_t kMaxPayload = 6 * 1024 * 1024;  // Lambda's synchronous payload limit
 constexpr int kMaxBatchRecords = 10000;
 constexpr int64_t kIdle = INT64_MAX / 4;
+constexpr int64_t kConcurrencyWaitUs = 20000;  // re-check a full MaxConcurrency after 20 ms
 
 void Begin() { PgCall([] { worker::BeginWork(); }); }
 void Commit() { PgCall([] { worker::EndWork(); }); }
@@ -427,6 +429,17 @@ void Dispatcher::Step(Shard& sh, int64_t now) {
   }
   Commit();
   if (plan.kind == Plan::kNone) return;
+
+  // MaxConcurrency: wait for a free slot; the batch is fixed already.
+  const TargetConfig& target = plan.kind == Plan::kInvoke ? cfg_.target : cfg_.destination;
+  if (target.max_concurrency > 0 &&
+      !worker::AcquireHttpSlot(MyDatabaseId, target.function_id, target.max_concurrency)) {
+    sh.due_us = NowUs() + kConcurrencyWaitUs;
+    return;
+  }
+  struct SlotRelease {
+    ~SlotRelease() { worker::ReleaseHttpSlot(); }
+  } release;
 
   // HTTP: no transaction or snapshot is held while the request is in flight.
   if (plan.kind == Plan::kInvoke) {

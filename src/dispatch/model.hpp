@@ -39,6 +39,8 @@ struct TargetConfig {
   std::string ca_file;
   std::string signing_secret;
   bool host_allowed = true;
+  int32_t function_id = 0;
+  int max_concurrency = 0;  // 0: no cap
 };
 
 struct MappingConfig {

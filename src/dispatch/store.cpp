@@ -87,6 +87,8 @@ TargetConfig LoadTarget(const std::string& name) {
   t.ca_file = spi::Text(0, 7).value_or("");
   t.signing_secret = spi::Text(0, 8).value_or("");
   t.host_allowed = spi::Bool(0, 9).value_or(true);
+  t.function_id = spi::Int32(0, 10).value_or(0);
+  t.max_concurrency = spi::Int32(0, 11).value_or(0);
   return t;
 }
 

@@ -16,6 +16,7 @@ CREATE TABLE streams.function (
     http_headers    jsonb,                 -- non-secret extra headers
     verify_tls      boolean,
     ca_file         text,
+    max_concurrency integer,               -- requests in flight across mappings; NULL: no cap
     timeout_seconds integer     NOT NULL CHECK (timeout_seconds BETWEEN 1 AND 900),
     description     text        NOT NULL DEFAULT '',
     owner           oid         NOT NULL,
@@ -73,7 +74,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'Owner', (SELECT rolname FROM pg_roles WHERE oid = f.owner))
     || CASE f.kind WHEN 'sql' THEN jsonb_build_object('Handler', f.handler::text)
        ELSE jsonb_build_object('Url', f.url, 'Headers', f.http_headers, 'VerifyTls', f.verify_tls,
-                'CaFile', f.ca_file,
+                'CaFile', f.ca_file, 'MaxConcurrency', f.max_concurrency,
                 -- secrets: names only, never values
                 'SecretHeaders', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]'::jsonb)
                                   FROM streams.function_secret fs, jsonb_object_keys(coalesce(fs.secret_headers, '{}')) k

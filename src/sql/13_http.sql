@@ -42,7 +42,7 @@ CREATE FUNCTION streams.create_http_function(function_name text, url text, optio
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     allowed text[] := ARRAY['Timeout', 'Description', 'Headers', 'SecretHeaders', 'SigningSecret',
-                            'VerifyTls', 'CaFile'];
+                            'VerifyTls', 'CaFile', 'MaxConcurrency'];
     k       text;
     timeout integer := 3;
     f       streams.function;
@@ -88,6 +88,9 @@ BEGIN
     IF options ? 'CaFile' AND jsonb_typeof(options->'CaFile') <> 'string' THEN
         PERFORM streams._raise('22023', 'InvalidParameterValueException', 'CaFile must be a file name');
     END IF;
+    IF options ? 'MaxConcurrency' THEN
+        PERFORM streams._int_param(options, 'MaxConcurrency', 1, 1000);
+    END IF;
     IF options ? 'Description' AND jsonb_typeof(options->'Description') <> 'string' THEN
         PERFORM streams._raise('22023', 'InvalidParameterValueException', 'Description must be a string');
     END IF;
@@ -95,9 +98,10 @@ BEGIN
         PERFORM streams._raise('42710', 'ResourceConflictException', format('Function already exist: %s', function_name));
     END IF;
     INSERT INTO streams.function (function_name, function_arn, kind, url, http_headers, verify_tls, ca_file,
-                                  timeout_seconds, description, owner, last_modified)
+                                  max_concurrency, timeout_seconds, description, owner, last_modified)
     VALUES (function_name, streams._function_arn(function_name), 'http', url, coalesce(options->'Headers', '{}'),
-            coalesce((options->>'VerifyTls')::boolean, true), options->>'CaFile', timeout,
+            coalesce((options->>'VerifyTls')::boolean, true), options->>'CaFile',
+            (options->>'MaxConcurrency')::integer, timeout,
             coalesce(options->>'Description', ''), streams._caller(), clock_timestamp())
     RETURNING * INTO f;
     IF options ? 'SecretHeaders' OR options ? 'SigningSecret' THEN
@@ -109,18 +113,19 @@ END $$;
 -- Data leaves the database: a superuser decides who may do this, by GRANT.
 REVOKE ALL ON FUNCTION streams.create_http_function(text, text, jsonb) FROM PUBLIC;
 COMMENT ON FUNCTION streams.create_http_function(text, text, jsonb) IS
-    'Registers an HTTP(S) endpoint as a target. Options: Timeout (1..900 s, default 3), Description, Headers, SecretHeaders, SigningSecret (HMAC-SHA256), VerifyTls (default true), CaFile. Superuser, or a role granted EXECUTE on it.';
+    'Registers an HTTP(S) endpoint as a target. Options: Timeout (1..900 s, default 3), Description, Headers, SecretHeaders, SigningSecret (HMAC-SHA256), VerifyTls (default true), CaFile, MaxConcurrency (1..1000 requests in flight across mappings). Superuser, or a role granted EXECUTE on it.';
 
 -- What a dispatcher needs to call a target (secrets included): worker only.
 CREATE FUNCTION streams._target_config(p_name text,
     OUT kind text, OUT handler bigint, OUT timeout_ms integer, OUT url text, OUT headers text,
-    OUT verify_tls boolean, OUT ca_file text, OUT signing_secret text, OUT host_allowed boolean)
+    OUT verify_tls boolean, OUT ca_file text, OUT signing_secret text, OUT host_allowed boolean,
+    OUT function_id integer, OUT max_concurrency integer)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT f.kind, f.handler::oid::bigint, f.timeout_seconds * 1000, f.url,
            (SELECT string_agg(key || ': ' || value, E'\n' ORDER BY key)
             FROM jsonb_each_text(coalesce(f.http_headers, '{}') || coalesce(fs.secret_headers, '{}'))),
            f.verify_tls, f.ca_file, fs.signing_secret,
-           f.kind <> 'http' OR streams._http_host_allowed(f.url)
+           f.kind <> 'http' OR streams._http_host_allowed(f.url), f.function_id, f.max_concurrency
     FROM streams.function f LEFT JOIN streams.function_secret fs USING (function_id)
     WHERE f.function_name = p_name
 $$;

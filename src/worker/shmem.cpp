@@ -15,6 +15,9 @@ namespace {
 
 constexpr int kMaxDatabases = 256;
 constexpr int kMaxDispatchers = 1024;
+constexpr int kMaxHttpFunctions = 1024;
+int32 held_function = 0;  // the HTTP slot this process holds (released at exit)
+Oid held_dbid = InvalidOid;
 
 struct DbEntry {
   Oid dbid;
@@ -25,6 +28,13 @@ struct DbEntry {
   bool recheck;
   bool held_off;
   bool reconcile;       // mappings changed: start/stop dispatchers
+};
+
+// Requests in flight to one HTTP function (for its MaxConcurrency).
+struct HttpSlot {
+  Oid dbid;
+  int32 function_id;
+  int32 in_flight;
 };
 
 // A running dispatcher (one per enabled event source mapping).
@@ -41,6 +51,7 @@ struct Shared {
   DbEntry dbs[kMaxDatabases];
   pg_atomic_uint64 generation;  // bumped whenever mappings or targets change
   DispatchSlot dispatchers[kMaxDispatchers];
+  HttpSlot http[kMaxHttpFunctions];
 };
 
 Shared* shared = nullptr;
@@ -281,7 +292,42 @@ bool ClaimDispatchSlot(Oid dbid, int32 mapping_id) {
   return ok;
 }
 
+bool AcquireHttpSlot(Oid dbid, int32 function_id, int cap) {
+  SpinLockAcquire(&shared->mutex);
+  HttpSlot* found = nullptr;
+  HttpSlot* free_slot = nullptr;
+  for (auto& h : shared->http) {
+    if (h.function_id == function_id && h.dbid == dbid) found = &h;
+    if (free_slot == nullptr && h.in_flight == 0) free_slot = &h;
+  }
+  if (found == nullptr && free_slot != nullptr) {
+    *free_slot = HttpSlot{dbid, function_id, 0};
+    found = free_slot;
+  }
+  bool ok = found != nullptr && found->in_flight < cap;
+  if (ok) {
+    ++found->in_flight;
+    held_function = function_id;
+    held_dbid = dbid;
+  }
+  SpinLockRelease(&shared->mutex);
+  return ok;
+}
+
+void ReleaseHttpSlot() {
+  if (held_function == 0) return;
+  SpinLockAcquire(&shared->mutex);
+  for (auto& h : shared->http)
+    if (h.function_id == held_function && h.dbid == held_dbid && h.in_flight > 0) {
+      --h.in_flight;
+      break;
+    }
+  SpinLockRelease(&shared->mutex);
+  held_function = 0;
+}
+
 void ReleaseDispatchSlot() {
+  ReleaseHttpSlot();
   SpinLockAcquire(&shared->mutex);
   for (auto& d : shared->dispatchers)
     if (d.pid == MyProcPid) d = DispatchSlot{};

@@ -42,5 +42,8 @@ void ReleaseDispatchSlot();
 bool DispatcherRunning(Oid dbid, int32 mapping_id);
 bool DatabaseHasDispatchers(Oid dbid);
 void WakeDispatchers(Oid dbid);  // new records were appended
+// MaxConcurrency of HTTP functions: a dispatcher holds at most one slot.
+bool AcquireHttpSlot(Oid dbid, int32 function_id, int cap);
+void ReleaseHttpSlot();
 
 }  // namespace pgs::worker

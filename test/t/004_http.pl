@@ -227,6 +227,31 @@ is(join(',', $dlq->{requestContext}{condition}, $dlq->{requestContext}{approxima
 	$dlq->{responseContext}{functionError}, $dlq->{payload}{Records}[0]{dynamodb}{Keys}{id}{N}),
 	'RetryAttemptsExhausted,2,Unhandled,7', 'failure record sent over HTTP');
 
+# --- Concurrency: mappings run side by side, MaxConcurrency caps a function --
+$node->safe_psql($db, q{
+CREATE TABLE t_c1 (id int PRIMARY KEY, v text); SELECT streams.enable_stream('t_c1', 'NEW_IMAGE', 1);
+CREATE TABLE t_c2 (id int PRIMARY KEY, v text); SELECT streams.enable_stream('t_c2', 'NEW_IMAGE', 1);
+CREATE TABLE t_c3 (id int PRIMARY KEY, v text); SELECT streams.enable_stream('t_c3', 'NEW_IMAGE', 1);
+INSERT INTO t_c1 VALUES (1, 'x'); INSERT INTO t_c2 VALUES (2, 'x'); INSERT INTO t_c3 VALUES (3, 'x');
+});
+http_fn('h_free', "$base/free?delay=1");
+http_fn('h_capped', "$base/capped?delay=1", '{"MaxConcurrency": 1}');
+my @esms;
+for my $t ('t_c1', 't_c2', 't_c3')
+{
+	for my $f ('h_free', 'h_capped')
+	{
+		push @esms, esm(qq({"EventSourceArn":"$t","FunctionName":"$f","StartingPosition":"TRIM_HORIZON","Enabled":false}));
+	}
+}
+$node->safe_psql($db, join(';', map { qq{SELECT streams.update_event_source_mapping('$_', '{"Enabled": true}')} } @esms));
+ok(wait_requests('/free', 3) && wait_requests('/capped', 3), 'all six mappings delivered');
+my @free = sort { $a <=> $b } map { $_->{time} } @{ requests('/free') };
+my @capped = sort { $a <=> $b } map { $_->{time} } @{ requests('/capped') };
+ok($free[2] - $free[0] < 1.0, 'three mappings have requests to one endpoint in flight at once');
+ok($capped[1] - $capped[0] >= 0.9 && $capped[2] - $capped[1] >= 0.9,
+	'MaxConcurrency 1: one request in flight at a time across mappings');
+
 # --- kill -9 of the dispatcher mid-request: at least once, same keys -----
 $node->safe_psql($db, q{
 CREATE TABLE t_k (id int PRIMARY KEY, v text);
