@@ -6,17 +6,26 @@
 # Creates a throwaway PostgreSQL 15 cluster (user postgres, unix socket only,
 # under /tmp), measures, prints a table of figures next to baselines measured
 # in the same run, and removes the cluster. Never asserts on speed: exits 0
-# once it has measured. About 4 minutes on 2 cores.
+# once it has measured. About 5 minutes on 2 cores.
 #
 #   1. capture throughput of the capture worker vs. logical decoding of the
 #      same WAL by pgoutput, wal2json and the pg_streams plugin (SQL interface)
 #   2. commit -> readable-in-stream latency at ~1,000 commits/s
 #   3. pgbench TPC-B write TPS without the extension, with it but no stream,
 #      and with streams on the four pgbench tables
+#   4. event source mappings to SQL functions: records/s from the stream to a
+#      no-op handler and to a handler that copies every record into a table
+#      (BatchSize 1000; a backlog drained after the mapping is enabled, and
+#      live while the workload writes), next to the capture rates of part 1;
+#      commit -> handler latency at ~1,000 commits/s with BatchSize 1.
+#      Runs after part 2 and before part 3 (which drops the extension).
 #
 # Knobs (environment): BENCH_PORT (5510), BENCH_ROWS (200000), BENCH_TXNS (400),
 # BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (20, per run; 6 runs),
-# BENCH_PGB_SCALE (10), KEEP=1 (leave the cluster running).
+# BENCH_PGB_SCALE (10), BENCH_ESM_ROWS (= BENCH_ROWS; rows per part 4a/4b measurement, in
+# transactions of BENCH_ROWS/BENCH_TXNS rows as in part 1), BENCH_ESM_LAT_SECONDS
+# (= BENCH_LAT_SECONDS), BENCH_ESM_LAT_RATE (= BENCH_LAT_RATE), BENCH_PARTS ("1 2 3 4":
+# the parts to run), KEEP=1 (leave the cluster running).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -28,8 +37,15 @@ LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
 LAT_RATE=${BENCH_LAT_RATE:-1000}
 PGB_SECONDS=${BENCH_PGB_SECONDS:-20}
 PGB_SCALE=${BENCH_PGB_SCALE:-10}
+PARTS=" ${BENCH_PARTS:-1 2 3 4} "
 PER_TXN=$((ROWS / TXNS))
 ROWS=$((PER_TXN * TXNS))
+ESM_TXNS=$(( ${BENCH_ESM_ROWS:-$ROWS} / PER_TXN ))
+[ "$ESM_TXNS" -ge 1 ] || ESM_TXNS=1
+ESM_ROWS=$((ESM_TXNS * PER_TXN))
+ESM_LAT_SECONDS=${BENCH_ESM_LAT_SECONDS:-$LAT_SECONDS}
+ESM_LAT_RATE=${BENCH_ESM_LAT_RATE:-$LAT_RATE}
+part() { [[ $PARTS == *" $1 "* ]]; }
 
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (the cluster runs as user postgres)" >&2; exit 2; }
 [ -x "$PGBIN/postgres" ] || { echo "bench.sh: PostgreSQL 15 not found in $PGBIN" >&2; exit 2; }
@@ -91,10 +107,11 @@ since() {  # since END START: END - START, or "timeout" when END is empty
 worker_pid() {  # the capture worker of a database (empty if none)
   Q postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_streams capture' AND datname = '$1'"
 }
-pgs_ticks() {  # CPU (utime + stime, clock ticks) of the pg_streams processes of a database
+pgs_ticks() {  # pgs_ticks DB [PATTERN]: CPU (utime + stime, clock ticks) of the pg_streams processes of a
+  # database whose backend_type is SIMILAR TO PATTERN (default: all of them). Counts live processes only.
   local pids p t=0
-  # The capture worker, and its appender where the build has one.
-  pids=$(Q postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE 'pg_streams%' AND datname = '$1'")
+  # The capture worker, its appender, the dispatchers of event source mappings.
+  pids=$(Q postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type SIMILAR TO '${2:-pg_streams%}' AND datname = '$1'")
   for p in $pids; do
     [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
   done
@@ -145,7 +162,7 @@ wal_level = logical
 output_plugin_libraries = '$PLUGINS'
 max_replication_slots = 10
 max_wal_senders = 10
-max_worker_processes = 16
+max_worker_processes = 32          # part 4: one dispatcher per enabled mapping
 # benchmark hygiene: no checkpoint in the middle of a measurement
 shared_buffers = 512MB
 max_wal_size = 8GB
@@ -163,9 +180,18 @@ SLOT=$(wait_worker bench)
 sleep 1
 put pgs_procs "$(Q postgres -c "SELECT string_agg(DISTINCT backend_type, ' + ') FROM pg_stat_activity WHERE backend_type LIKE 'pg_streams%' AND datname = 'bench'")"
 
+workload() {  # workload FIRST_ID FILE [TABLE [N]]: N (TXNS) autocommit statements of PER_TXN heap inserts each
+  local first=$1 file=$2 tbl=${3:-bench_items} n=${4:-$TXNS}
+  for ((i = 0; i < n; i++)); do
+    local a=$((first + i * PER_TXN)) b=$((first + (i + 1) * PER_TXN - 1))
+    echo "INSERT INTO $tbl SELECT g, g % 1000, (g % 100000) / 100.0, 'item ' || md5(g::text), now() FROM generate_series($a, $b) AS g;"
+  done > "$file"
+}
+
 ###########################################################################
 # 1. Capture throughput
 ###########################################################################
+if part 1; then
 log "1. capture throughput: $ROWS rows in $TXNS transactions x $PER_TXN"
 S1=$(cpu_snap); T1S=$(date +%s.%N)
 Q bench <<'SQL' >/dev/null
@@ -184,14 +210,6 @@ SID=$(Q bench -c "SELECT stream_id FROM streams.stream WHERE table_name = 'publi
 Q bench -c "SELECT pg_create_logical_replication_slot('b_pgoutput', 'pgoutput')" \
         -c "SELECT pg_create_logical_replication_slot('b_pgstreams', 'pg_streams')" >/dev/null
 [ $HAVE_W2J = 1 ] && Q bench -c "SELECT pg_create_logical_replication_slot('b_wal2json', 'wal2json')" >/dev/null
-
-workload() {  # workload FIRST_ID FILE: TXNS autocommit statements of PER_TXN heap inserts each
-  local first=$1 file=$2
-  for ((i = 0; i < TXNS; i++)); do
-    local a=$((first + i * PER_TXN)) b=$((first + (i + 1) * PER_TXN - 1))
-    echo "INSERT INTO bench_items SELECT g, g % 1000, (g % 100000) / 100.0, 'item ' || md5(g::text), now() FROM generate_series($a, $b) AS g;"
-  done > "$file"
-}
 
 baselines() {  # baselines TAG UPTO_LSN: time each decoder over the same WAL, up to UPTO_LSN
   local tag=$1 upto=$2 out
@@ -268,10 +286,12 @@ put backlog_cpu_s "$(calc "($C1 - $C0) / $CLK_TCK")"
 log "   backlog drained in $(get backlog_s) s"
 Q bench -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'b\_%'" >/dev/null
 put p1_other_cpu "$(other_cpu "$S1" "$(cpu_snap)")"; put p1_wall "$(calc "$(date +%s.%N) - $T1S")"
+fi  # part 1
 
 ###########################################################################
 # 2. Latency commit -> readable at ~LAT_RATE commits/s
 ###########################################################################
+if part 2; then
 log "2. latency: pgbench --rate=$LAT_RATE for $LAT_SECONDS s, one INSERT per transaction"
 S2=$(cpu_snap); T2S=$(date +%s.%N)
 Q bench <<'SQL' >/dev/null
@@ -327,6 +347,224 @@ python3 "$HERE/latency.py" latB "$FROM" "$TO" < "$DIR/poll.csv" >> "$RES"
 put p2_other_cpu "$(other_cpu "$S2" "$(cpu_snap)")"; put p2_wall "$(calc "$(date +%s.%N) - $T2S")"
 put latB_interval_ms "$(calc "$POLL_SECONDS * 1000.0 / max(1, int('$(get latB_polls)' or 0))")"
 log "   p99 = $(get latA_p99) ms (commit records), $(get latB_p99) ms (poller)"
+fi  # part 2
+
+###########################################################################
+# 4. Event source mappings -> SQL functions
+###########################################################################
+# Runs before part 3, which drops the extension in bench. One mapping is
+# enabled at a time, so one dispatcher runs at a time.
+if part 4; then
+log "4. event source mappings: $ESM_ROWS rows ($ESM_TXNS transactions x $PER_TXN) per measurement, BatchSize 1000"
+S4=$(cpu_snap); T4S=$(date +%s.%N); LOG4=$(wc -l < "$DIR/server.log")
+Q bench <<'SQL' >/dev/null
+-- 4a/4b backlog drain: written first, delivered after the mapping is enabled.
+CREATE TABLE esm_backlog (
+    id      bigint PRIMARY KEY,
+    account integer NOT NULL,
+    amount  numeric(12,2) NOT NULL,
+    note    text NOT NULL,
+    created timestamptz NOT NULL
+) WITH (autovacuum_enabled = off);
+-- 4a/4b live: delivered while the workload writes.
+CREATE TABLE esm_live (LIKE esm_backlog INCLUDING ALL) WITH (autovacuum_enabled = off);
+-- 4b: where the copying handler puts every record's key and new image.
+CREATE TABLE esm_sink (id bigint NOT NULL, image jsonb NOT NULL) WITH (autovacuum_enabled = off);
+-- 4c: one row per delivered record: its sequence number, the source row's
+-- created (clock_timestamp() of its INSERT) and the handler's clock_timestamp().
+CREATE TABLE esm_lat_items (
+    id      bigserial PRIMARY KEY,
+    payload text NOT NULL,
+    created timestamptz NOT NULL
+);
+CREATE TABLE esm_lat_seen (seq text NOT NULL, created timestamptz NOT NULL, handled timestamptz NOT NULL);
+
+CREATE FUNCTION esm_noop(event jsonb) RETURNS jsonb LANGUAGE sql AS 'SELECT NULL::jsonb';
+CREATE FUNCTION esm_copy(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO esm_sink (id, image)
+    SELECT (r #>> '{dynamodb,Keys,id,N}')::bigint, r #> '{dynamodb,NewImage}'
+    FROM jsonb_array_elements(event -> 'Records') AS r;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION esm_lat(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO esm_lat_seen (seq, created, handled)
+    SELECT r #>> '{dynamodb,SequenceNumber}', (r #>> '{dynamodb,NewImage,created,S}')::timestamptz, clock_timestamp()
+    FROM jsonb_array_elements(event -> 'Records') AS r;
+    RETURN NULL;
+END $$;
+SELECT streams.create_function('esm_noop', 'esm_noop(jsonb)', timeout => 60);
+SELECT streams.create_function('esm_copy', 'esm_copy(jsonb)', timeout => 60);
+SELECT streams.create_function('esm_lat', 'esm_lat(jsonb)', timeout => 60);
+SQL
+for t in esm_backlog esm_live esm_lat_items; do
+  Q bench -c "SELECT streams.enable_stream('$t', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null
+done
+ESID_B=$(Q bench -c "SELECT stream_id FROM streams.stream WHERE table_name = 'public.esm_backlog'")
+ESID_L=$(Q bench -c "SELECT stream_id FROM streams.stream WHERE table_name = 'public.esm_live'")
+ESID_T=$(Q bench -c "SELECT stream_id FROM streams.stream WHERE table_name = 'public.esm_lat_items'")
+
+esm_create() {  # esm_create TABLE FUNCTION POSITION ENABLED BATCH: prints "mapping_id uuid"
+  local u
+  u=$(Q bench -c "SELECT streams.create_event_source_mapping(jsonb_build_object('EventSourceArn', '$1',
+        'FunctionName', '$2', 'StartingPosition', '$3', 'Enabled', $4, 'BatchSize', $5,
+        'MaximumBatchingWindowInSeconds', 0)) ->> 'UUID'")
+  echo "$(Q bench -c "SELECT mapping_id FROM streams.event_source_mapping WHERE uuid = '$u'") $u"
+}
+esm_wait() {  # esm_wait MAPPING_ID STATE: until the mapping is in STATE (Disabled: and no dispatcher runs)
+  for _ in $(seq 1 600); do
+    if [ "$(Q bench -c "SELECT state FROM streams.event_source_mapping WHERE mapping_id = $1")" = "$2" ] &&
+       { [ "$2" != Disabled ] ||
+         [ "$(Q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streams dispatch' AND datname = 'bench'")" = 0 ]; }; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  log "   mapping $1 did not reach state $2 within 30 s"
+}
+esm_disable() {  # esm_disable MAPPING_ID UUID
+  Q bench -c "SELECT streams.update_event_source_mapping('$2', '{\"Enabled\": false}')" >/dev/null
+  esm_wait "$1" Disabled
+}
+esm_watch_bg() {  # esm_watch_bg MAPPING_ID TARGET FILE: bench_esm_watch in the background; sets WATCH_PID
+  QTIMEOUT=200 Q bench -c "CALL bench_esm_watch($1, '$SLOT', $2, 150, 0.005)" > "$3" &
+  WATCH_PID=$!; BG_PIDS+=("$WATCH_PID")
+  sleep 0.3
+}
+esm_check() {  # esm_check TAG MAPPING_ID: counters and state as the stats view shows them, once
+  local v
+  v=$(Q bench -F ' ' -c "SELECT records_delivered, invocations, function_errors, retries, backlog, coalesce(iterator_age_ms, -1)
+                        FROM streams.event_source_mapping_stats s JOIN streams.event_source_mapping m USING (uuid) WHERE m.mapping_id = $2")
+  read -r a b c d e f <<<"$v"
+  put "${1}_view_delivered" "$a"; put "${1}_view_invocations" "$b"; put "${1}_view_errors" "$c"
+  put "${1}_view_retries" "$d"; put "${1}_view_backlog" "$e"; put "${1}_view_iterator_age_ms" "$f"
+}
+
+# 4a/4b, backlog: the rows are in the stream before the mappings are enabled.
+read -r M_NOOP_B U_NOOP_B <<<"$(esm_create esm_backlog esm_noop TRIM_HORIZON false 1000)"
+read -r M_COPY_B U_COPY_B <<<"$(esm_create esm_backlog esm_copy TRIM_HORIZON false 1000)"
+esm_wait "$M_NOOP_B" Disabled; esm_wait "$M_COPY_B" Disabled
+workload 1 "$DIR/e1.sql" esm_backlog "$ESM_TXNS"
+Q bench -f "$DIR/e1.sql" >/dev/null
+DONE=$(Q bench -c "SELECT extract(epoch FROM bench_wait_confirmed('$SLOT', pg_current_wal_insert_lsn(), 120))")
+[ -n "$DONE" ] || log "   capture of esm_backlog did not finish within 120 s"
+put esm_backlog_records "$(Q bench -c "SELECT count(*) FROM streams.record WHERE stream_id = $ESID_B")"
+
+esm_drain() {  # esm_drain TAG MAPPING_ID UUID: enable, time until all ESM_ROWS are delivered, disable
+  local tag=$1 mid=$2 uuid=$3 t0
+  Q bench -c "CHECKPOINT"
+  esm_watch_bg "$mid" "$ESM_ROWS" "$DIR/watch_$tag.csv"
+  t0=$(Q bench -c "SELECT streams.update_event_source_mapping('$uuid', '{\"Enabled\": true}')" \
+               -c "SELECT extract(epoch FROM clock_timestamp())" | tail -n 1)
+  wait "$WATCH_PID" || log "   watcher of $tag failed"
+  # The dispatcher started after t0: all of its CPU is this drain's.
+  put "${tag}_disp_cpu_s" "$(calc "$(pgs_ticks bench 'pg_streams dispatch') / $CLK_TCK")"
+  python3 "$HERE/esm_watch.py" "$tag" "$t0" "$ESM_ROWS" < "$DIR/watch_$tag.csv" >> "$RES"
+  esm_check "$tag" "$mid"
+  esm_disable "$mid" "$uuid"
+  log "   $tag: $(get "${tag}_delivered") records delivered in $(get "${tag}_done_s") s after enabling"
+}
+esm_drain esm_noop_backlog "$M_NOOP_B" "$U_NOOP_B"
+esm_drain esm_copy_backlog "$M_COPY_B" "$U_COPY_B"
+read -r a b <<<"$(Q bench -F ' ' -c "SELECT count(*), count(DISTINCT id) FROM esm_sink")"
+put esm_copy_backlog_sink_rows "$a"; put esm_copy_backlog_sink_ids "$b"
+
+# 4a/4b, live: the mapping (LATEST) and its dispatcher are up before the
+# workload starts; time from workload start until all rows are delivered.
+esm_live() {  # esm_live TAG FUNCTION FIRST_ID
+  local tag=$1 fn=$2 first=$3 mid uuid t0 t1 wend c0 k0
+  read -r mid uuid <<<"$(esm_create esm_live "$fn" LATEST true 1000)"
+  esm_wait "$mid" Enabled
+  workload "$first" "$DIR/$tag.sql" esm_live "$ESM_TXNS"
+  Q bench -c "CHECKPOINT"
+  esm_watch_bg "$mid" "$ESM_ROWS" "$DIR/watch_$tag.csv"
+  c0=$(pgs_ticks bench 'pg_streams dispatch'); k0=$(pgs_ticks bench 'pg_streams (capture|append)')
+  t0=$(date +%s.%N)
+  Q bench -f "$DIR/$tag.sql" >/dev/null
+  t1=$(date +%s.%N)
+  wend=$(Q bench -c "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+  wait "$WATCH_PID" || log "   watcher of $tag failed"
+  put "${tag}_disp_cpu_s" "$(calc "($(pgs_ticks bench 'pg_streams dispatch') - $c0) / $CLK_TCK")"
+  put "${tag}_capture_cpu_s" "$(calc "($(pgs_ticks bench 'pg_streams (capture|append)') - $k0) / $CLK_TCK")"
+  put "${tag}_gen_s" "$(calc "$t1 - $t0")"
+  python3 "$HERE/esm_watch.py" "$tag" "$t0" "$ESM_ROWS" "$wend" < "$DIR/watch_$tag.csv" >> "$RES"
+  esm_check "$tag" "$mid"
+  esm_disable "$mid" "$uuid"
+  log "   $tag: $(get "${tag}_delivered") records delivered $(get "${tag}_done_s") s after the workload started"
+}
+esm_live esm_noop_live esm_noop 1
+Q bench -c "TRUNCATE esm_sink" >/dev/null
+esm_live esm_copy_live esm_copy $((ESM_ROWS + 1))
+read -r a b <<<"$(Q bench -F ' ' -c "SELECT count(*), count(DISTINCT id) FROM esm_sink")"
+put esm_copy_live_sink_rows "$a"; put esm_copy_live_sink_ids "$b"
+put esm_live_records "$(Q bench -c "SELECT count(*) FROM streams.record WHERE stream_id = $ESID_L")"
+
+# 4c. Latency commit -> handler at ~ESM_LAT_RATE commits/s, BatchSize 1.
+log "   4c. latency: pgbench --rate=$ESM_LAT_RATE for $ESM_LAT_SECONDS s, BatchSize 1"
+read -r M_LAT U_LAT <<<"$(esm_create esm_lat_items esm_lat LATEST true 1)"
+esm_wait "$M_LAT" Enabled
+echo "INSERT INTO esm_lat_items (payload, created) VALUES (md5(random()::text), clock_timestamp());" > "$DIR/esm_lat.sql"
+# Warm up (first segment, the handler's plan) so the measurement starts steady.
+Q bench -c "INSERT INTO esm_lat_items (payload, created) VALUES ('warmup', clock_timestamp())"
+QTIMEOUT=60 Q bench -c "CALL bench_esm_watch($M_LAT, '$SLOT', 1, 30, 0.005)" >/dev/null
+Q bench -c "CHECKPOINT"
+c0=$(pgs_ticks bench 'pg_streams dispatch'); k0=$(pgs_ticks bench 'pg_streams (capture|append)')
+# What the dispatcher waits on, sampled every 10 ms from 1 s in.
+QTIMEOUT=$((ESM_LAT_SECONDS + 60)) Q bench -c "SELECT pg_sleep(1)" \
+  -c "CALL bench_waits_of('bench', 'pg_streams dispatch', greatest($ESM_LAT_SECONDS - 2, 1), 0.01)" > "$DIR/esm_lat_waits" 2>/dev/null &
+WPID=$!; BG_PIDS+=("$WPID")
+ET0=$(date +%s.%N)
+timeout $((ESM_LAT_SECONDS + 60)) runuser -u postgres -- "$PGBIN/pgbench" -n -M prepared -c 4 -j 2 -T "$ESM_LAT_SECONDS" \
+  --rate="$ESM_LAT_RATE" -f "$DIR/esm_lat.sql" -h "$DIR" -p "$PORT" bench > "$DIR/esm_lat_pgbench.out" 2>&1
+ET1=$(date +%s.%N)
+wait "$WPID" || true
+# How far delivery was behind when pgbench ended, and how long it took to catch up.
+read -r a b <<<"$(Q bench -F ' ' -c "SELECT (SELECT count(*) FROM esm_lat_items), (SELECT sum(records_delivered) FROM streams.mapping_shard WHERE mapping_id = $M_LAT)")"
+put esm_lat_behind_at_end "$((a - b))"
+QTIMEOUT=200 Q bench -c "CALL bench_esm_watch($M_LAT, '$SLOT', $a, 150, 0.005)" > "$DIR/watch_esm_lat.csv"
+python3 "$HERE/esm_watch.py" esm_lat_tail "$ET1" "$a" < "$DIR/watch_esm_lat.csv" >> "$RES"
+put esm_lat_disp_cpu_s "$(calc "($(pgs_ticks bench 'pg_streams dispatch') - $c0) / $CLK_TCK")"
+put esm_lat_capture_cpu_s "$(calc "($(pgs_ticks bench 'pg_streams (capture|append)') - $k0) / $CLK_TCK")"
+put esm_lat_tps "$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$DIR/esm_lat_pgbench.out" | head -n 1)"
+put esm_lat_pgb_lat "$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$DIR/esm_lat_pgbench.out" | head -n 1)"
+put esm_lat_wall_s "$(calc "$ET1 - $ET0")"
+esm_check esm_lat "$M_LAT"
+put esm_lat_seen "$(Q bench -c "SELECT count(*) FROM esm_lat_seen")"
+put esm_lat_seen_distinct "$(Q bench -c "SELECT count(DISTINCT seq) FROM esm_lat_seen")"
+esm_disable "$M_LAT" "$U_LAT"
+# Window: source commits from 1 s after pgbench started to the end of the run.
+FROM=$(calc "$ET0 + 1"); TO=$ET1
+# A: handler clock - source commit time (the record's arrival, decoded from the
+# source COMMIT record; SequenceNumber = 1 + commit LSN (20 digits) + index (10)).
+Q bench -c "COPY (
+  SELECT extract(epoch FROM r.arrival), extract(epoch FROM s.handled)
+  FROM esm_lat_seen s JOIN streams.record r
+    ON r.stream_id = $ESID_T AND r.lsn = substr(s.seq, 2, 20)::bigint AND r.idx = substr(s.seq, 22, 10)::integer) TO STDOUT WITH CSV" \
+  > "$DIR/esm_lat_a.csv"
+# B: handler clock - the row's created (clock_timestamp() in the INSERT, so it
+# is stamped a few microseconds before the source COMMIT record).
+Q bench -c "COPY (SELECT extract(epoch FROM created), extract(epoch FROM handled) FROM esm_lat_seen) TO STDOUT WITH CSV" \
+  > "$DIR/esm_lat_b.csv"
+python3 "$HERE/latency.py" esmlatA "$FROM" "$TO" < "$DIR/esm_lat_a.csv" >> "$RES"
+python3 "$HERE/latency.py" esmlatB "$FROM" "$TO" < "$DIR/esm_lat_b.csv" >> "$RES"
+# Mean latency (A) per second of the run: does delivery keep up or fall behind?
+put esm_lat_per_second "$(python3 -c "
+import sys
+b = {}
+for line in open('$DIR/esm_lat_a.csv'):
+    s, h = map(float, line.split(','))
+    if $ET0 <= s <= $ET1:
+        b.setdefault(int(s - $ET0), []).append((h - s) * 1000)
+print(' '.join(f'{sum(v) / len(v):.0f}' for k, v in sorted(b.items())))")"
+put esm_lat_waits "$(awk 'NF == 2 { n[$1] = $2; t += $2 } END { for (k in n) printf "%s %.0f%%\n", k, 100 * n[k] / t }' "$DIR/esm_lat_waits" | sort -k2 -t' ' -rn | head -n 5 | paste -sd, | sed 's/,/, /g')"
+put p4_other_cpu "$(other_cpu "$S4" "$(cpu_snap)")"; put p4_wall "$(calc "$(date +%s.%N) - $T4S")"
+# What the server logged (WARNING and above) during part 4.
+tail -n +"$((LOG4 + 1))" "$DIR/server.log" | grep -E '^[^ ]+ [^ ]+ [^ ]+ \[[0-9]+\] (WARNING|ERROR|FATAL|PANIC):' > "$DIR/log4" || true
+put p4_log_lines "$(wc -l < "$DIR/log4")"
+put p4_log_first "$(sed -E 's/^[^ ]+ [^ ]+ [^ ]+ \[[0-9]+\] //' "$DIR/log4" | sort | uniq -c | sort -rn | head -n 3 | sed -E 's/^ +//' | paste -sd'|')"
+log "   4c: p99 = $(get esmlatA_p99) ms (from source commit), $(get esmlatB_p99) ms (from created)"
+fi  # part 4
 
 ###########################################################################
 # 3. pgbench TPC-B write TPS
@@ -335,6 +573,7 @@ log "   p99 = $(get latA_p99) ms (commit records), $(get latB_p99) ms (poller)"
 # machine over time weighs on all of them alike; each run starts from a fresh
 # pgbench -i. A: extension not installed; B: installed, no stream (the capture
 # worker decodes and skips everything); C: streams on the four tables.
+if part 3; then
 log "3. pgbench TPC-B, scale $PGB_SCALE, -c 4 -j 2 -T $PGB_SECONDS; order noext idle on on idle noext"
 # Nothing else may decode WAL during these runs: drop the extension in bench.
 Q bench -c "DROP EXTENSION pg_streams CASCADE" >/dev/null
@@ -422,11 +661,13 @@ pgb_config() {  # pgb_config TAG ROUND
 }
 pgb_config noext 1; pgb_config idle 1; pgb_config on 1
 pgb_config on 2; pgb_config idle 2; pgb_config noext 2
+fi  # part 3
 
 ###########################################################################
 # Report
 ###########################################################################
-put rows "$ROWS"; put txns "$TXNS"; put per_txn "$PER_TXN"
+put parts "$PARTS"; put rows "$ROWS"; put txns "$TXNS"; put per_txn "$PER_TXN"
+put esm_rows "$ESM_ROWS"; put esm_txns "$ESM_TXNS"; put esm_lat_seconds "$ESM_LAT_SECONDS"; put esm_lat_rate "$ESM_LAT_RATE"
 put lat_seconds "$LAT_SECONDS"; put lat_rate "$LAT_RATE"
 put pgb_seconds "$PGB_SECONDS"; put pgb_scale "$PGB_SCALE"; put have_w2j "$HAVE_W2J"
 put load_end "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -93,3 +93,70 @@ BEGIN
     END LOOP;
     RETURN QUERY SELECT w, count(*) FROM unnest(seen) AS w GROUP BY w ORDER BY count(*) DESC;
 END $$;
+
+-- Watches event source mapping `mid` (part 4) until its records_delivered
+-- reaches `target` or `timeout_s` has passed. Every `interval_s` it reads the
+-- slot's confirmed_flush_lsn and the mapping's counters and state, and keeps a
+-- sample whenever one of them changed: CSV lines "t,confirmed,delivered,
+-- invocations,function_errors,state" (t = clock_timestamp() in epoch seconds,
+-- taken after the reads, so a change is stamped at most one interval late;
+-- confirmed as a number). A procedure that commits after every poll: it holds
+-- no snapshot between polls, so it keeps no dead row versions of
+-- streams.mapping_shard (updated by the dispatcher after every batch) alive.
+-- It never gets a transaction id and writes no WAL.
+CREATE PROCEDURE bench_esm_watch(mid integer, slot name, target bigint, timeout_s double precision,
+                                 interval_s double precision, INOUT samples text DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    deadline  timestamptz := clock_timestamp() + make_interval(secs => timeout_s);
+    v_conf    numeric;
+    v_del     bigint;
+    v_inv     bigint;
+    v_err     bigint;
+    v_state   text;
+    cur       text;
+    prev      text := '';
+    lines     text[] := '{}';
+    ts        timestamptz;
+BEGIN
+    LOOP
+        SELECT s.confirmed_flush_lsn - '0/0'::pg_lsn INTO v_conf FROM pg_replication_slots s WHERE s.slot_name = slot;
+        SELECT sum(ms.records_delivered), sum(ms.invocations), sum(ms.function_errors) INTO v_del, v_inv, v_err
+        FROM streams.mapping_shard ms WHERE ms.mapping_id = mid;
+        SELECT m.state INTO v_state FROM streams.event_source_mapping m WHERE m.mapping_id = mid;
+        ts := clock_timestamp();
+        cur := concat_ws(',', v_conf, v_del, v_inv, v_err, v_state);
+        IF cur <> prev THEN
+            lines := lines || (extract(epoch FROM ts)::text || ',' || cur);
+            prev := cur;
+        END IF;
+        EXIT WHEN v_del >= target OR ts > deadline;
+        COMMIT;
+        PERFORM pg_sleep(interval_s);
+        COMMIT;
+    END LOOP;
+    samples := array_to_string(lines, E'\n');
+END $$;
+
+-- What the processes of backend_type `btype` in database `db` wait on (part
+-- 4: the dispatcher): like bench_waits, but a procedure that commits after
+-- every sample, so it holds no snapshot for long. Result: "wait count" lines.
+CREATE PROCEDURE bench_waits_of(db name, btype text, seconds double precision, interval_s double precision,
+                                INOUT result text DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    stop  timestamptz := clock_timestamp() + make_interval(secs => seconds);
+    seen  text[] := '{}';
+BEGIN
+    WHILE clock_timestamp() < stop LOOP
+        seen := seen || ARRAY(
+            SELECT CASE WHEN a.wait_event IS NULL THEN 'CPU' ELSE a.wait_event_type || ':' || a.wait_event END
+            FROM pg_stat_activity a
+            WHERE a.datname = db AND a.backend_type = btype);
+        COMMIT;
+        PERFORM pg_sleep(interval_s);
+        COMMIT;
+    END LOOP;
+    SELECT string_agg(w || ' ' || n, E'\n' ORDER BY n DESC) INTO result
+    FROM (SELECT w, count(*) AS n FROM unnest(seen) AS w GROUP BY w) s;
+END $$;

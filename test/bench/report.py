@@ -40,6 +40,13 @@ def verdict(ok):
     return "n/a" if ok is None else ("met" if ok else "NOT met")
 
 
+PARTS = R.get("parts", "1 2 3 4").split()
+
+
+def part(n):
+    return str(n) in PARTS
+
+
 W = 100
 print()
 print("=" * W)
@@ -57,136 +64,281 @@ print("=" * W)
 
 # --------------------------------------------------------------------------
 rows, txns, per = R.get("rows"), R.get("txns"), R.get("per_txn")
-print()
-print(f"1. CAPTURE THROUGHPUT  {int(rows):,} rows = {txns} transactions x {per} inserted rows"
-      " (one heap insert per row)")
-print("   table bench_items(id bigint PK, account int, amount numeric, note text, created timestamptz),"
-      " NEW_AND_OLD_IMAGES, 4 shards")
-hdr = f"   {'':<64}{'records':>10}{'seconds':>10}{'records/s':>12}{'x pgoutput':>11}"
-
-
-def block(tag, title, notes, capture_label, capture_time_key):
+if part(1):
     print()
-    print(f"   {title}")
-    for n in notes:
-        print(f"      {n}")
-    print(hdr)
-    pgo = rate(num(f"{tag}_pgoutput_n"), num(f"{tag}_pgoutput_s"))
-    cap_n, cap_s = num(f"{tag}_count"), num(capture_time_key)
-    cap = rate(cap_n, cap_s)
-    lines = [(capture_label, cap_n, cap_s, cap)]
-    lines.append(("baseline pgoutput   (get_binary_changes, proto 1, publication)",
-                  num(f"{tag}_pgoutput_n"), num(f"{tag}_pgoutput_s"), pgo))
-    if R.get("have_w2j") == "1":
-        lines.append(("baseline wal2json   (get_changes, format-version 2, add-tables)",
-                      num(f"{tag}_wal2json_n"), num(f"{tag}_wal2json_s"),
-                      rate(num(f"{tag}_wal2json_n"), num(f"{tag}_wal2json_s"))))
-    lines.append(("pg_streams plugin alone (get_changes, records as text)",
-                  num(f"{tag}_pgsplugin_n"), num(f"{tag}_pgsplugin_s"),
-                  rate(num(f"{tag}_pgsplugin_n"), num(f"{tag}_pgsplugin_s"))))
-    for label, n, s, r in lines:
-        print(f"   {label:<64}{fmt(n):>10}{fmt(s, '{:.3f}'):>10}{fmt(r):>12}{fmt(ratio(r, pgo), '{:.2f}'):>11}")
-    return ratio(cap, pgo)
+    print(f"1. CAPTURE THROUGHPUT  {int(rows):,} rows = {txns} transactions x {per} inserted rows"
+          " (one heap insert per row)")
+    print("   table bench_items(id bigint PK, account int, amount numeric, note text, created timestamptz),"
+          " NEW_AND_OLD_IMAGES, 4 shards")
+    hdr = f"   {'':<64}{'records':>10}{'seconds':>10}{'records/s':>12}{'x pgoutput':>11}"
 
 
-live_ratio = block(
-    "live", "a) live: the workload is written while the capture worker runs",
-    [f"workload took {fmt(num('live_gen_s'), '{:.2f}')} s, {R.get('live_wal_mb', '?')} MB of WAL"
-     " (source rows + the worker's own appends, interleaved);",
-     "capture time = first source commit (min arrival) -> worker confirms the last workload commit (5 ms poll);",
-     "baselines decode the same LSN range afterwards, one after the other, nothing else running;",
-     f"pg_streams CPU during the capture: {fmt(num('live_cpu_s'), '{:.2f}')} s"],
-    "pg_streams capture -> streams.record (live)", "live_s")
-backlog_ratio = block(
-    "backlog", "b) backlog: the same workload written while the worker waits on a lock on streams.record",
-    [f"{R.get('backlog_wal_mb', '?')} MB of WAL with nothing else in it; pg_streams waiting on the lock:"
-     f" {'yes' if R.get('backlog_blocked', '0') not in ('0', '') else 'NO (check)'};",
-     "baselines decode exactly that WAL; then the lock goes and the worker drains it:",
-     "capture time = lock released -> worker confirms the last workload commit (5 ms poll);",
-     f"pg_streams CPU during the drain: {fmt(num('backlog_cpu_s'), '{:.2f}')} s"],
-    "pg_streams capture -> streams.record (drain)", "backlog_s")
-print()
-print(f"   target capture >= 0.8 x pgoutput:   live {fmt(live_ratio, '{:.2f}')} x ({verdict(None if live_ratio is None else live_ratio >= 0.8)}),"
-      f"   backlog {fmt(backlog_ratio, '{:.2f}')} x ({verdict(None if backlog_ratio is None else backlog_ratio >= 0.8)})")
+    def block(tag, title, notes, capture_label, capture_time_key):
+        print()
+        print(f"   {title}")
+        for n in notes:
+            print(f"      {n}")
+        print(hdr)
+        pgo = rate(num(f"{tag}_pgoutput_n"), num(f"{tag}_pgoutput_s"))
+        cap_n, cap_s = num(f"{tag}_count"), num(capture_time_key)
+        cap = rate(cap_n, cap_s)
+        lines = [(capture_label, cap_n, cap_s, cap)]
+        lines.append(("baseline pgoutput   (get_binary_changes, proto 1, publication)",
+                      num(f"{tag}_pgoutput_n"), num(f"{tag}_pgoutput_s"), pgo))
+        if R.get("have_w2j") == "1":
+            lines.append(("baseline wal2json   (get_changes, format-version 2, add-tables)",
+                          num(f"{tag}_wal2json_n"), num(f"{tag}_wal2json_s"),
+                          rate(num(f"{tag}_wal2json_n"), num(f"{tag}_wal2json_s"))))
+        lines.append(("pg_streams plugin alone (get_changes, records as text)",
+                      num(f"{tag}_pgsplugin_n"), num(f"{tag}_pgsplugin_s"),
+                      rate(num(f"{tag}_pgsplugin_n"), num(f"{tag}_pgsplugin_s"))))
+        for label, n, s, r in lines:
+            print(f"   {label:<64}{fmt(n):>10}{fmt(s, '{:.3f}'):>10}{fmt(r):>12}{fmt(ratio(r, pgo), '{:.2f}'):>11}")
+        return ratio(cap, pgo)
 
-# --------------------------------------------------------------------------
-print()
-print(f"2. LATENCY commit -> readable in streams.record   pgbench --rate={R.get('lat_rate')} -c 4 -j 2"
-      f" -T {R.get('lat_seconds')} -M prepared, one single-row INSERT per transaction")
-print(f"   achieved {fmt(num('lat_tps'), '{:,.1f}')} tps (pgbench average latency {R.get('lat_pgb_lat', '?')} ms),"
-      f" {fmt(num('lat_records'))} records; pg_streams CPU {fmt(num('lat_cpu_s'), '{:.2f}')} s"
-      f" over {fmt(num('lat_wall_s'), '{:.1f}')} s;")
-print("   source commits from 1 s after start to the end of the run; percentiles are nearest-rank, in ms")
-print(f"   {'method':<64}{'records':>9}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
-for key, label in (("latA", "A  worker's COMMIT record time - source COMMIT time  (WAL, 1 us)"),
-                   ("latB", f"B  poller: first snapshot showing it - source COMMIT time")):
-    print(f"   {label:<64}{fmt(num(key + '_count')):>9}" +
-          "".join(f"{fmt(num(f'{key}_{p}'), '{:.2f}'):>8}" for p in ("p50", "p90", "p99", "max")))
-print("      A: commit time of the transaction that appended the record, read from its COMMIT record with")
-print("         pg_walinspect, minus the record's arrival (the source COMMIT record's time). Exact, but stops")
-print("         short of the append's WAL flush (~0.3 ms here) after which the records are visible.")
-print(f"      B: a server-side loop (plpgsql, fresh snapshot per query) polling streams.record every"
-      f" {fmt(num('latB_interval_ms'), '{:.2f}')} ms on average;")
-print("         the time stamped is taken before the snapshot in which the record first appears, so B")
-print("         overstates by up to one poll interval. The poller itself uses some CPU.")
-p99a = num("latA_p99")
-print(f"   target p99 < 50 ms:   A {fmt(p99a, '{:.2f}')} ms ({verdict(None if p99a is None else p99a < 50)}),"
-      f"   B {fmt(num('latB_p99'), '{:.2f}')} ms ({verdict(None if num('latB_p99') is None else num('latB_p99') < 50)})")
+
+    live_ratio = block(
+        "live", "a) live: the workload is written while the capture worker runs",
+        [f"workload took {fmt(num('live_gen_s'), '{:.2f}')} s, {R.get('live_wal_mb', '?')} MB of WAL"
+         " (source rows + the worker's own appends, interleaved);",
+         "capture time = first source commit (min arrival) -> worker confirms the last workload commit (5 ms poll);",
+         "baselines decode the same LSN range afterwards, one after the other, nothing else running;",
+         f"pg_streams CPU during the capture: {fmt(num('live_cpu_s'), '{:.2f}')} s"],
+        "pg_streams capture -> streams.record (live)", "live_s")
+    backlog_ratio = block(
+        "backlog", "b) backlog: the same workload written while the worker waits on a lock on streams.record",
+        [f"{R.get('backlog_wal_mb', '?')} MB of WAL with nothing else in it; pg_streams waiting on the lock:"
+         f" {'yes' if R.get('backlog_blocked', '0') not in ('0', '') else 'NO (check)'};",
+         "baselines decode exactly that WAL; then the lock goes and the worker drains it:",
+         "capture time = lock released -> worker confirms the last workload commit (5 ms poll);",
+         f"pg_streams CPU during the drain: {fmt(num('backlog_cpu_s'), '{:.2f}')} s"],
+        "pg_streams capture -> streams.record (drain)", "backlog_s")
+    print()
+    print(f"   target capture >= 0.8 x pgoutput:   live {fmt(live_ratio, '{:.2f}')} x ({verdict(None if live_ratio is None else live_ratio >= 0.8)}),"
+          f"   backlog {fmt(backlog_ratio, '{:.2f}')} x ({verdict(None if backlog_ratio is None else backlog_ratio >= 0.8)})")
 
 # --------------------------------------------------------------------------
-print()
-print(f"3. WRITE TPS   pgbench TPC-B (default script), scale {R.get('pgb_scale')}, -c 4 -j 2 -T {R.get('pgb_seconds')} -n,"
-      " twice per configuration, in the order A B C C B A;")
-print("   every run starts from a fresh pgbench -i (pgbench_history gets an id bigserial PRIMARY KEY),"
-      " VACUUM ANALYZE, CHECKPOINT")
+if part(2):
+    print()
+    print(f"2. LATENCY commit -> readable in streams.record   pgbench --rate={R.get('lat_rate')} -c 4 -j 2"
+          f" -T {R.get('lat_seconds')} -M prepared, one single-row INSERT per transaction")
+    print(f"   achieved {fmt(num('lat_tps'), '{:,.1f}')} tps (pgbench average latency {R.get('lat_pgb_lat', '?')} ms),"
+          f" {fmt(num('lat_records'))} records; pg_streams CPU {fmt(num('lat_cpu_s'), '{:.2f}')} s"
+          f" over {fmt(num('lat_wall_s'), '{:.1f}')} s;")
+    print("   source commits from 1 s after start to the end of the run; percentiles are nearest-rank, in ms")
+    print(f"   {'method':<64}{'records':>9}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
+    for key, label in (("latA", "A  worker's COMMIT record time - source COMMIT time  (WAL, 1 us)"),
+                       ("latB", f"B  poller: first snapshot showing it - source COMMIT time")):
+        print(f"   {label:<64}{fmt(num(key + '_count')):>9}" +
+              "".join(f"{fmt(num(f'{key}_{p}'), '{:.2f}'):>8}" for p in ("p50", "p90", "p99", "max")))
+    print("      A: commit time of the transaction that appended the record, read from its COMMIT record with")
+    print("         pg_walinspect, minus the record's arrival (the source COMMIT record's time). Exact, but stops")
+    print("         short of the append's WAL flush (~0.3 ms here) after which the records are visible.")
+    print(f"      B: a server-side loop (plpgsql, fresh snapshot per query) polling streams.record every"
+          f" {fmt(num('latB_interval_ms'), '{:.2f}')} ms on average;")
+    print("         the time stamped is taken before the snapshot in which the record first appears, so B")
+    print("         overstates by up to one poll interval. The poller itself uses some CPU.")
+    p99a = num("latA_p99")
+    print(f"   target p99 < 50 ms:   A {fmt(p99a, '{:.2f}')} ms ({verdict(None if p99a is None else p99a < 50)}),"
+          f"   B {fmt(num('latB_p99'), '{:.2f}')} ms ({verdict(None if num('latB_p99') is None else num('latB_p99') < 50)})")
+
+# --------------------------------------------------------------------------
+if part(3):
+    print()
+    print(f"3. WRITE TPS   pgbench TPC-B (default script), scale {R.get('pgb_scale')}, -c 4 -j 2 -T {R.get('pgb_seconds')} -n,"
+          " twice per configuration, in the order A B C C B A;")
+    print("   every run starts from a fresh pgbench -i (pgbench_history gets an id bigserial PRIMARY KEY),"
+          " VACUUM ANALYZE, CHECKPOINT")
 
 
-def mean(key):
-    v = [num(f"{key}_{n}") for n in (1, 2)]
-    v = [x for x in v if x is not None]
-    return sum(v) / len(v) if v else None
+    def mean(key):
+        v = [num(f"{key}_{n}") for n in (1, 2)]
+        v = [x for x in v if x is not None]
+        return sum(v) / len(v) if v else None
 
 
-print(f"   {'configuration':<50}{'tps run 1':>10}{'run 2':>9}{'mean':>9}{'lat ms':>8}{'WAL KB/tx':>10}"
-      f"{'pg_streams CPU s':>17}{'overhead':>10}")
+    print(f"   {'configuration':<50}{'tps run 1':>10}{'run 2':>9}{'mean':>9}{'lat ms':>8}{'WAL KB/tx':>10}"
+          f"{'pg_streams CPU s':>17}{'overhead':>10}")
 
 
-def wal_per_txn(tag):
-    v = [num(f"pgb_{tag}_wal_mb_{n}") * 1024 / num(f"pgb_{tag}_txns_{n}")
-         for n in (1, 2) if num(f"pgb_{tag}_wal_mb_{n}") and num(f"pgb_{tag}_txns_{n}")]
-    return sum(v) / len(v) if v else None
-base = mean("pgb_noext_tps")
-for tag, label in (("noext", "A  extension not installed (baseline)"),
-                   ("idle", "B  extension installed, no stream"),
-                   ("on", "C  streams on the 4 tables, NEW_AND_OLD_IMAGES")):
-    tps = mean(f"pgb_{tag}_tps")
-    ov = None if tps is None or not base else (base - tps) / base * 100
-    print(f"   {label:<50}{fmt(num(f'pgb_{tag}_tps_1'), '{:,.1f}'):>10}{fmt(num(f'pgb_{tag}_tps_2'), '{:,.1f}'):>9}"
-          f"{fmt(tps, '{:,.1f}'):>9}{fmt(mean(f'pgb_{tag}_lat'), '{:.2f}'):>8}{fmt(wal_per_txn(tag), '{:,.1f}'):>10}"
-          f"{fmt(mean(f'pgb_{tag}_cpu_s') if tag != 'noext' else None, '{:.2f}', '-'):>17}"
-          f"{'' if tag == 'noext' else fmt(ov, '{:+.1f} %'):>10}")
-for n in (1, 2):
-    print(f"   C run {n}: {fmt(num(f'pgb_on_records_{n}'))} records (average {fmt(num(f'pgb_on_record_bytes_{n}'))} bytes)"
-          f" for {fmt(num(f'pgb_on_txns_{n}'))} transactions;"
-          f" capture backlog at the end of the run {R.get(f'pgb_on_lag_mb_{n}', '?')} MB of WAL,"
-          f" in the stream {fmt(num(f'pgb_on_drain_s_{n}'), '{:.2f}', R.get(f'pgb_on_drain_s_{n}', 'n/a'))} s later")
-print("   per run: CPU used by other processes on the machine (not this cluster, not pgbench), WAL fsyncs")
-print("   (pg_stat_wal.wal_sync), and what the pgbench backends were doing (pg_stat_activity every 50 ms):")
-for tag, short in (("noext", "A"), ("idle", "B"), ("on", "C")):
+    def wal_per_txn(tag):
+        v = [num(f"pgb_{tag}_wal_mb_{n}") * 1024 / num(f"pgb_{tag}_txns_{n}")
+             for n in (1, 2) if num(f"pgb_{tag}_wal_mb_{n}") and num(f"pgb_{tag}_txns_{n}")]
+        return sum(v) / len(v) if v else None
+    base = mean("pgb_noext_tps")
+    for tag, label in (("noext", "A  extension not installed (baseline)"),
+                       ("idle", "B  extension installed, no stream"),
+                       ("on", "C  streams on the 4 tables, NEW_AND_OLD_IMAGES")):
+        tps = mean(f"pgb_{tag}_tps")
+        ov = None if tps is None or not base else (base - tps) / base * 100
+        print(f"   {label:<50}{fmt(num(f'pgb_{tag}_tps_1'), '{:,.1f}'):>10}{fmt(num(f'pgb_{tag}_tps_2'), '{:,.1f}'):>9}"
+              f"{fmt(tps, '{:,.1f}'):>9}{fmt(mean(f'pgb_{tag}_lat'), '{:.2f}'):>8}{fmt(wal_per_txn(tag), '{:,.1f}'):>10}"
+              f"{fmt(mean(f'pgb_{tag}_cpu_s') if tag != 'noext' else None, '{:.2f}', '-'):>17}"
+              f"{'' if tag == 'noext' else fmt(ov, '{:+.1f} %'):>10}")
     for n in (1, 2):
-        print(f"   {short} run {n}: other load {R.get(f'pgb_{tag}_other_{n}', '?')} CPU-s; {fmt(num(f'pgb_{tag}_walsync_{n}'))} fsyncs;"
-              f" {R.get(f'pgb_{tag}_waits_{n}', '?')}")
-print("   before each B and C run the capture worker was let finish decoding pgbench -i (a 1-transaction COPY"
-      " it must spill to disk):")
-print("   " + ", ".join(f"{t} run {n} {fmt(num(f'pgb_{t}_catchup_s_{n}'), '{:.1f}', R.get(f'pgb_{t}_catchup_s_{n}', '?'))} s" for t in ("idle", "on") for n in (1, 2))
-      + " after VACUUM + CHECKPOINT")
-on, idle = mean("pgb_on_tps"), mean("pgb_idle_tps")
-ov_on = None if on is None or not base else (base - on) / base * 100
-print(f"   target write overhead <= 5 %:   C {fmt(ov_on, '{:+.1f} %')} vs A"
-      f" ({verdict(None if ov_on is None else ov_on <= 5)})"
-      + (f";  C {fmt((idle - on) / idle * 100, '{:+.1f} %')} vs B" if on and idle else ""))
-print("   overhead = (baseline tps - tps) / baseline tps, on the means; WAL KB/tx = WAL written during the run per")
-print("   pgbench transaction, including what the capture appends;")
-print("   'pg_streams CPU s' is the CPU the capture processes used during the run, out of"
-      f" {R.get('cpus', '?')} x {R.get('pgb_seconds')} s")
+        print(f"   C run {n}: {fmt(num(f'pgb_on_records_{n}'))} records (average {fmt(num(f'pgb_on_record_bytes_{n}'))} bytes)"
+              f" for {fmt(num(f'pgb_on_txns_{n}'))} transactions;"
+              f" capture backlog at the end of the run {R.get(f'pgb_on_lag_mb_{n}', '?')} MB of WAL,"
+              f" in the stream {fmt(num(f'pgb_on_drain_s_{n}'), '{:.2f}', R.get(f'pgb_on_drain_s_{n}', 'n/a'))} s later")
+    print("   per run: CPU used by other processes on the machine (not this cluster, not pgbench), WAL fsyncs")
+    print("   (pg_stat_wal.wal_sync), and what the pgbench backends were doing (pg_stat_activity every 50 ms):")
+    for tag, short in (("noext", "A"), ("idle", "B"), ("on", "C")):
+        for n in (1, 2):
+            print(f"   {short} run {n}: other load {R.get(f'pgb_{tag}_other_{n}', '?')} CPU-s; {fmt(num(f'pgb_{tag}_walsync_{n}'))} fsyncs;"
+                  f" {R.get(f'pgb_{tag}_waits_{n}', '?')}")
+    print("   before each B and C run the capture worker was let finish decoding pgbench -i (a 1-transaction COPY"
+          " it must spill to disk):")
+    print("   " + ", ".join(f"{t} run {n} {fmt(num(f'pgb_{t}_catchup_s_{n}'), '{:.1f}', R.get(f'pgb_{t}_catchup_s_{n}', '?'))} s" for t in ("idle", "on") for n in (1, 2))
+          + " after VACUUM + CHECKPOINT")
+    on, idle = mean("pgb_on_tps"), mean("pgb_idle_tps")
+    ov_on = None if on is None or not base else (base - on) / base * 100
+    print(f"   target write overhead <= 5 %:   C {fmt(ov_on, '{:+.1f} %')} vs A"
+          f" ({verdict(None if ov_on is None else ov_on <= 5)})"
+          + (f";  C {fmt((idle - on) / idle * 100, '{:+.1f} %')} vs B" if on and idle else ""))
+    print("   overhead = (baseline tps - tps) / baseline tps, on the means; WAL KB/tx = WAL written during the run per")
+    print("   pgbench transaction, including what the capture appends;")
+    print("   'pg_streams CPU s' is the CPU the capture processes used during the run, out of"
+          f" {R.get('cpus', '?')} x {R.get('pgb_seconds')} s")
+
+# --------------------------------------------------------------------------
+cap_live = rate(num("live_count"), num("live_s"))
+cap_backlog = rate(num("backlog_count"), num("backlog_s"))
+esm_rows = num("esm_rows")
+esm = {}
+if part(4):
+    print()
+    print(f"4. EVENT SOURCE MAPPINGS -> SQL functions   {fmt(esm_rows)} rows per measurement = {R.get('esm_txns')} transactions"
+          f" x {per} inserted rows (part 1's shape)")
+    print("   tables like bench_items, NEW_AND_OLD_IMAGES, 4 shards; BatchSize 1000, MaximumBatchingWindowInSeconds 0;"
+          " one mapping (one dispatcher) at a time")
+    print("   handlers: no-op = LANGUAGE sql 'SELECT NULL::jsonb';  copy = plpgsql INSERT INTO esm_sink (id, image)"
+          " SELECT Keys.id, NewImage FROM jsonb_array_elements(event->'Records')")
+    print("   backlog: the rows are in the stream, then the mapping (TRIM_HORIZON, created disabled) is enabled:"
+          " time = enable committed -> records_delivered = N;")
+    print("   live: the mapping (LATEST) and its dispatcher are up, then the workload writes:"
+          " time = workload start -> records_delivered = N;")
+    print("   records_delivered polled every 5 ms (streams.mapping_shard, the counter the stats view sums);"
+          " 'x capture' = records/s / part 1's capture-only records/s")
+    print(f"   {'':<44}{'records':>10}{'seconds':>9}{'records/s':>11}{'capture-only (part 1)':>24}{'x capture':>10}")
+    for tag, label, cap, cap_label in (
+            ("esm_noop_backlog", "a) no-op handler, backlog", cap_backlog, "1b backlog"),
+            ("esm_noop_live", "a) no-op handler, live", cap_live, "1a live"),
+            ("esm_copy_backlog", "b) copy handler, backlog", cap_backlog, "1b backlog"),
+            ("esm_copy_live", "b) copy handler, live", cap_live, "1a live")):
+        n, sec = num(f"{tag}_delivered"), num(f"{tag}_done_s")
+        r = rate(n, sec)
+        esm[tag] = (r, ratio(r, cap), cap)
+        done = R.get(f"{tag}_done_s", "n/a")
+        print(f"   {label:<44}{fmt(n):>10}{fmt(sec, '{:.3f}', done):>9}{fmt(r):>11}"
+              f"{fmt(cap) + ' (' + cap_label + ')':>24}{fmt(ratio(r, cap), '{:.2f}'):>10}")
+    for tag, label in (("esm_noop_backlog", "a backlog"), ("esm_noop_live", "a live"),
+                       ("esm_copy_backlog", "b backlog"), ("esm_copy_live", "b live")):
+        first = num(f"{tag}_first_s")
+        extra = ""
+        if tag.endswith("backlog"):
+            extra = (f"dispatcher took the mapping up {fmt(num(f'{tag}_started_s'), '{:.2f}')} s after enabling,"
+                     f" first batch delivered at {fmt(first, '{:.2f}')} s"
+                     f" ({fmt(rate(num(f'{tag}_delivered'), (num(f'{tag}_done_s') or 0) - (first or 0)) if first else None)}"
+                     " records/s from there);")
+        else:
+            extra = (f"workload took {fmt(num(f'{tag}_gen_s'), '{:.2f}')} s, all captured at"
+                     f" {fmt(num(f'{tag}_capture_s'), '{:.2f}', 'n/a')} s, first batch at {fmt(first, '{:.2f}')} s;"
+                     f" capture+append CPU {fmt(num(f'{tag}_capture_cpu_s'), '{:.2f}')} s;")
+        print(f"      {label}: {extra} {fmt(num(f'{tag}_invocations'))} invocations, dispatcher CPU"
+              f" {fmt(num(f'{tag}_disp_cpu_s'), '{:.2f}')} s")
+    checks = []
+    for tag in ("esm_noop_backlog", "esm_noop_live", "esm_copy_backlog", "esm_copy_live"):
+        bad = []
+        if R.get(f"{tag}_delivered") != R.get("esm_rows"):
+            bad.append(f"records_delivered {R.get(f'{tag}_delivered', '?')}")
+        if R.get(f"{tag}_view_delivered") != R.get(f"{tag}_delivered"):
+            bad.append(f"view says {R.get(f'{tag}_view_delivered', '?')}")
+        for k in ("function_errors", "view_retries"):
+            if R.get(f"{tag}_{k}", "0") != "0":
+                bad.append(f"{k} {R.get(f'{tag}_{k}')}")
+        if R.get(f"{tag}_view_backlog", "0") != "0":
+            bad.append(f"backlog {R.get(f'{tag}_view_backlog')}")
+        if tag.startswith("esm_copy") and not (R.get(f"{tag}_sink_rows") == R.get(f"{tag}_sink_ids") == R.get("esm_rows")):
+            bad.append(f"esm_sink {R.get(f'{tag}_sink_rows', '?')} rows, {R.get(f'{tag}_sink_ids', '?')} ids")
+        checks.append(f"{tag[4:]} " + ("OK" if not bad else "WRONG: " + ", ".join(bad)))
+    print("   checks (delivered = N, the stats view agrees, no errors or retries, backlog 0, esm_sink holds each id once): "
+          + "; ".join(checks))
+    ra, rl = esm.get("esm_noop_backlog", (None,))[0], esm.get("esm_noop_live", (None,))[0]
+    print(f"   target >= 100,000 records/s to the no-op handler:   backlog {fmt(ra)}/s"
+          f" ({verdict(None if ra is None else ra >= 100000)}),   live {fmt(rl)}/s ({verdict(None if rl is None else rl >= 100000)})")
+
+    print()
+    print(f"4c. LATENCY commit -> handler   pgbench --rate={R.get('esm_lat_rate')} -c 4 -j 2 -T {R.get('esm_lat_seconds')}"
+          " -M prepared, one single-row INSERT per transaction;")
+    print("   mapping LATEST, BatchSize 1, MaximumBatchingWindowInSeconds 0; the handler inserts (SequenceNumber,"
+          " NewImage.created, clock_timestamp()) per record")
+    print(f"   achieved {fmt(num('esm_lat_tps'), '{:,.1f}')} tps (pgbench average latency {R.get('esm_lat_pgb_lat', '?')} ms);"
+          f" {fmt(num('esm_lat_view_invocations'))} invocations for {fmt(num('esm_lat_seen'))} records"
+          f" ({fmt(num('esm_lat_seen_distinct'))} distinct);")
+    print(f"   dispatcher CPU {fmt(num('esm_lat_disp_cpu_s'), '{:.2f}')} s, capture+append CPU"
+          f" {fmt(num('esm_lat_capture_cpu_s'), '{:.2f}')} s over {fmt(num('esm_lat_wall_s'), '{:.1f}')} s;"
+          f" dispatcher waits: {R.get('esm_lat_waits', '?')}")
+    print(f"   when pgbench ended {fmt(num('esm_lat_behind_at_end'))} records were not delivered yet;"
+          f" all were {fmt(num('esm_lat_tail_done_s'), '{:.2f}', R.get('esm_lat_tail_done_s', 'n/a'))} s later")
+    print("   source commits from 1 s after start to the end of the run; percentiles are nearest-rank, in ms")
+    print(f"   {'method':<64}{'records':>9}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
+    for key, label in (("esmlatA", "A  handler's clock_timestamp() - source COMMIT time (arrival)"),
+                       ("esmlatB", "B  handler's clock_timestamp() - NewImage.created")):
+        print(f"   {label:<64}{fmt(num(key + '_count')):>9}" +
+              "".join(f"{fmt(num(f'{key}_{p}'), '{:.2f}'):>8}" for p in ("p50", "p90", "p99", "max")))
+    print("      A: the record's arrival is the source COMMIT record's time (joined on the SequenceNumber), stamped")
+    print("         before the commit's WAL flush; B: created is clock_timestamp() in the INSERT, a few us earlier.")
+    print(f"   mean of A per second of the run (ms): {R.get('esm_lat_per_second', '?')}")
+    p99c = num("esmlatA_p99")
+    print(f"   target p99 < 100 ms:   A {fmt(p99c, '{:.2f}')} ms ({verdict(None if p99c is None else p99c < 100)}),"
+          f"   B {fmt(num('esmlatB_p99'), '{:.2f}')} ms ({verdict(None if num('esmlatB_p99') is None else num('esmlatB_p99') < 100)})")
+    print(f"   part 4 took {fmt(num('p4_wall'), '{:.0f}')} s; CPU used by other processes meanwhile {R.get('p4_other_cpu', '?')} CPU-s;"
+          f" server log: {R.get('p4_log_lines', '?')} WARNING/ERROR lines"
+          + (f" ({R.get('p4_log_first')})" if R.get("p4_log_first") else ""))
 print("=" * W)
+
+# --------------------------------------------------------------------------
+# The same figures as a Markdown table (the README's benchmark section).
+def mark(ok):
+    return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+
+print()
+print("| Figure | pg_streams | Baseline (same run) | Target |")
+print("|---|---|---|---|")
+if part(1):
+    pgo_l = rate(num("live_pgoutput_n"), num("live_pgoutput_s"))
+    pgo_b = rate(num("backlog_pgoutput_n"), num("backlog_pgoutput_s"))
+    w2j = rate(num("live_wal2json_n"), num("live_wal2json_s"))
+    plug = rate(num("live_pgsplugin_n"), num("live_pgsplugin_s"))
+    w2j_b = rate(num("backlog_wal2json_n"), num("backlog_wal2json_s"))
+    print(f"| Capture into the stream, {fmt(num('rows'), '{:,.0f}')} rows in {txns} txns, written live | {fmt(cap_live)} records/s"
+          f" | pgoutput {fmt(pgo_l)}/s ({fmt(ratio(cap_live, pgo_l), '{:.2f}')}×), wal2json {fmt(w2j)}/s,"
+          f" pg_streams plugin alone {fmt(plug)}/s | ≥ 0.8× pgoutput — {mark(None if live_ratio is None else live_ratio >= 0.8)} |")
+    print(f"| Capture of the same workload as a backlog | {fmt(cap_backlog)} records/s"
+          f" | pgoutput {fmt(pgo_b)}/s ({fmt(ratio(cap_backlog, pgo_b), '{:.2f}')}×), wal2json {fmt(w2j_b)}/s"
+          f" | ≥ 0.8× pgoutput — {mark(None if backlog_ratio is None else backlog_ratio >= 0.8)} |")
+if part(2):
+    print(f"| Commit → readable in `streams.record` at {fmt(num('lat_rate'))} commits/s"
+          f" | p50 {fmt(num('latA_p50'), '{:.2f}')} ms, p99 {fmt(num('latA_p99'), '{:.2f}')} ms (WAL commit times);"
+          f" p50 {fmt(num('latB_p50'), '{:.2f}')} ms, p99 {fmt(num('latB_p99'), '{:.2f}')} ms (poller) | — |"
+          f" p99 < 50 ms — {mark(None if num('latA_p99') is None else num('latA_p99') < 50)} |")
+if part(3):
+    print(f"| pgbench TPC-B, scale {R.get('pgb_scale')}, 4 clients, streams on all 4 tables (NEW_AND_OLD_IMAGES)"
+          f" | {fmt(on)} tps | {fmt(base)} tps without the extension ({fmt(-ov_on if ov_on is not None else None, '{:+.1f} %')}),"
+          f" {fmt(idle)} tps installed without streams | ≤ 5 % — {mark(None if ov_on is None else ov_on <= 5)} |")
+if part(4):
+    def esm_cell(tag):
+        r, x, _ = esm.get(tag, (None, None, None))
+        return f"{fmt(r)}/s ({fmt(x, '{:.2f}')}× capture)"
+    ra, rl = esm["esm_noop_backlog"][0], esm["esm_noop_live"][0]
+    print(f"| Event source mapping → no-op SQL handler, BatchSize 1000, {fmt(esm_rows)} rows"
+          f" | backlog {esm_cell('esm_noop_backlog')}, live {esm_cell('esm_noop_live')}"
+          f" | capture only: backlog {fmt(cap_backlog)}/s, live {fmt(cap_live)}/s"
+          f" | ≥ 100k records/s — {mark(None if ra is None or rl is None else min(ra, rl) >= 100000)} |")
+    print(f"| Event source mapping → handler copying each record into a table, BatchSize 1000"
+          f" | backlog {esm_cell('esm_copy_backlog')}, live {esm_cell('esm_copy_live')} | same | — |")
+    print(f"| Commit → SQL handler at {fmt(num('esm_lat_rate'))} commits/s, BatchSize 1"
+          f" | p50 {fmt(num('esmlatA_p50'), '{:.2f}')} ms, p99 {fmt(num('esmlatA_p99'), '{:.2f}')} ms (from source commit);"
+          f" p50 {fmt(num('esmlatB_p50'), '{:.2f}')} ms, p99 {fmt(num('esmlatB_p99'), '{:.2f}')} ms (from `created`) | — |"
+          f" p99 < 100 ms — {mark(None if num('esmlatA_p99') is None else num('esmlatA_p99') < 100)} |")
