@@ -236,6 +236,13 @@ BEGIN
         IF NOT FOUND THEN
             PERFORM streams._raise('22023', 'InvalidParameterValueException', 'Function does not exist');
         END IF;
+        -- Data sent to an HTTP endpoint leaves the database: only the
+        -- endpoint's owner (a privileged role) may point streams at it.
+        IF fn.kind = 'http' AND NOT pg_has_role(owner, fn.owner, 'USAGE') THEN
+            PERFORM streams._raise('42501', 'AccessDeniedException',
+                format('must be a member of role %s, the owner of HTTP function %s, to map streams to it',
+                       (SELECT rolname FROM pg_roles WHERE oid = fn.owner), fn.function_name));
+        END IF;
         m.function_name := fn.function_name;
     END IF;
 
@@ -321,6 +328,11 @@ BEGIN
             dest := v->>0;
             SELECT * INTO fn FROM streams.function WHERE function_name = streams._function_name_of(dest);
             IF FOUND THEN
+                IF fn.kind = 'http' AND NOT pg_has_role(owner, fn.owner, 'USAGE') THEN
+                    PERFORM streams._raise('42501', 'AccessDeniedException',
+                        format('must be a member of role %s, the owner of HTTP function %s, to send failed batches to it',
+                               (SELECT rolname FROM pg_roles WHERE oid = fn.owner), fn.function_name));
+                END IF;
                 m.destination_function := fn.function_name;
             ELSIF dest ~ '^arn:aws[a-zA-Z-]*:lambda:' THEN
                 PERFORM streams._raise('22023', 'InvalidParameterValueException',

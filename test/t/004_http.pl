@@ -125,6 +125,11 @@ $node->safe_psql($db, q{CREATE ROLE mallory LOGIN});
 my ($rc, $out, $err) = $node->psql($db,
 	q{SET ROLE mallory; SELECT streams.create_http_function('evil', 'http://127.0.0.1:1/x')});
 like($err, qr/permission denied for function create_http_function/, 'an unprivileged role cannot create HTTP targets');
+$node->safe_psql($db, q{GRANT SELECT ON t_ev TO mallory});
+($rc, $out, $err) = $node->psql($db, q{SET ROLE mallory;
+	SELECT streams.create_event_source_mapping('{"EventSourceArn":"t_ev","FunctionName":"h_ev","StartingPosition":"LATEST"}')});
+like($err, qr/must be a member of role postgres, the owner of HTTP function h_ev/,
+	'an unprivileged role cannot point a stream at an HTTP target it does not own');
 ($rc, $out, $err) = $node->psql($db, q{SET ROLE mallory; SELECT * FROM streams.function_secret});
 like($err, qr/permission denied/, 'an unprivileged role cannot read secrets');
 
