@@ -189,12 +189,8 @@ BEGIN
         END IF;
     END LOOP;
     IF request ? 'Timeout' THEN
-        IF jsonb_typeof(request->'Timeout') <> 'number' OR (request->>'Timeout') !~ '^[0-9]{1,9}$' THEN
-            PERFORM streams._raise('22023', 'ValidationException',
-                format('Invalid type for parameter Timeout, value: %s, valid types: integer', request->'Timeout'));
-        END IF;
-        PERFORM streams._check_timeout((request->>'Timeout')::integer);
-        f.timeout_seconds := (request->>'Timeout')::integer;
+        -- Type and range, with AWS's messages (as create_function).
+        f.timeout_seconds := streams._int_param(request, 'Timeout', 1, 900);
     END IF;
     IF request ? 'Description' THEN
         IF jsonb_typeof(request->'Description') <> 'string' THEN

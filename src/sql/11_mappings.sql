@@ -295,7 +295,7 @@ BEGIN
         v := request->'FilterCriteria';
         IF v = 'null' OR v = '{}' OR v = '{"Filters":[]}' OR v = '{"Filters":null}' THEN
             m.filter_criteria := NULL;
-        ELSIF jsonb_typeof(v) <> 'object' OR jsonb_typeof(v->'Filters') <> 'array' THEN
+        ELSIF jsonb_typeof(v) IS DISTINCT FROM 'object' OR jsonb_typeof(v->'Filters') IS DISTINCT FROM 'array' THEN
             PERFORM streams._raise('22023', 'InvalidParameterValueException', 'Invalid filter pattern definition.');
         ELSE
             PERFORM streams._raise('0A000', 'InvalidParameterValueException',

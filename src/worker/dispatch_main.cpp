@@ -1,6 +1,8 @@
 // The dispatcher of one event source mapping: a background worker started
 // by the capture worker of its database (reconcile.cpp), woken by appends
 // and by changes to mappings; it exits when its mapping is disabled or gone.
+#include <malloc.h>
+
 #include <algorithm>
 #include <exception>
 
@@ -70,6 +72,14 @@ void pgs_dispatch_main(Datum arg) {
   before_shmem_exit(OnExit, 0);
   BackgroundWorkerInitializeConnectionByOid(my_dbid, InvalidOid, 0);
   pgstat_report_appname("pg_streams dispatch");
+  // A handler's effects and its checkpoint commit together, so losing the
+  // last commits in a crash only means delivering those batches again,
+  // still exactly once: no WAL flush wait per batch.
+  SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+  // Batches are allocated and freed again and again (events of up to 6 MB):
+  // keep that memory in the process instead of mapping it anew each time.
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
 
   ErrorData* error = nullptr;
   static char message[256];
