@@ -31,6 +31,10 @@ CREATE TABLE streams.event_source_mapping (
     owner                  oid         NOT NULL
 );
 
+-- One mapping per function and stream (AWS's ResourceConflictException),
+-- also under concurrent creates.
+CREATE UNIQUE INDEX event_source_mapping_function_stream ON streams.event_source_mapping (stream_id, function_name);
+
 -- Per mapping and shard: the checkpoint, the batch being retried, counters.
 CREATE TABLE streams.mapping_shard (
     mapping_id        integer     NOT NULL REFERENCES streams.event_source_mapping ON DELETE CASCADE,
