@@ -1,5 +1,7 @@
 #include "boundary/spi.hpp"
 
+#include <unordered_map>
+
 extern "C" {
 #include "catalog/pg_type.h"
 }
@@ -21,6 +23,27 @@ uint64 Exec(const char* sql, int nargs, const Oid* types, const Datum* values, c
   return PgCall([&]() -> uint64 {
     int rc = SPI_execute_with_args(sql, nargs, const_cast<Oid*>(types), const_cast<Datum*>(values), nulls,
                                    read_only, count);
+    if (rc < 0) elog(ERROR, "pg_streams: SPI failed (%s): %s", SPI_result_code_string(rc), sql);
+    return SPI_processed;
+  });
+}
+
+uint64 ExecPrepared(const char* sql, int nargs, const Oid* types, const Datum* values, const char* nulls,
+                    bool read_only, long count) {
+  static std::unordered_map<std::string, SPIPlanPtr> plans;
+  auto it = plans.find(sql);
+  SPIPlanPtr plan = it == plans.end() ? nullptr : it->second;
+  if (plan == nullptr) {
+    plan = PgCall([&] {
+      SPIPlanPtr p = SPI_prepare(sql, nargs, const_cast<Oid*>(types));
+      if (p == nullptr) elog(ERROR, "pg_streams: SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql);
+      if (SPI_keepplan(p) != 0) elog(ERROR, "pg_streams: SPI_keepplan failed");
+      return p;
+    });
+    plans.emplace(sql, plan);
+  }
+  return PgCall([&]() -> uint64 {
+    int rc = SPI_execute_plan(plan, const_cast<Datum*>(values), nulls, read_only, count);
     if (rc < 0) elog(ERROR, "pg_streams: SPI failed (%s): %s", SPI_result_code_string(rc), sql);
     return SPI_processed;
   });

@@ -26,6 +26,12 @@ class Session {
 uint64 Exec(const char* sql, int nargs, const Oid* types, const Datum* values, const char* nulls, bool read_only,
             long count = 0);
 
+// Like Exec, for a statement run again and again with the same text: its plan
+// is prepared once per process (kept across transactions, revalidated by
+// PostgreSQL after DDL). Only for constant texts: every distinct text is kept.
+uint64 ExecPrepared(const char* sql, int nargs, const Oid* types, const Datum* values, const char* nulls,
+                    bool read_only, long count = 0);
+
 std::optional<int64> Int64(uint64 row, int col);
 std::optional<int32> Int32(uint64 row, int col);
 std::optional<bool> Bool(uint64 row, int col);

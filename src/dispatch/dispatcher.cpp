@@ -113,7 +113,6 @@ targets::HttpRequest Dispatcher::HttpRequestFor(const TargetConfig& target, cons
   req.headers = target.headers;
   req.headers.push_back("Content-Type: application/json");
   req.headers.push_back("User-Agent: pg_streams/0.1.0");
-  req.headers.push_back("Expect:");
   req.headers.push_back("X-Pgs-Request-Id: " + RandomUuid());
   req.headers.push_back("X-Pgs-Event-Source-Mapping: " + cfg_.uuid);
   req.headers.push_back("Idempotency-Key: " + key);

@@ -1,4 +1,5 @@
 #include <cinttypes>
+#include <cstring>
 #include <sstream>
 
 #include "boundary/spi.hpp"
@@ -136,7 +137,7 @@ std::vector<Record> ReadRecords(const MappingConfig& cfg, int32_t shard, Positio
                      Int32GetDatum(after.idx),    Int64GetDatum(end.lsn), Int32GetDatum(end.idx),
                      TimestampTzGetDatum(cfg.start_us ? *cfg.start_us - kUnixToPgUs : DT_NOBEGIN),
                      Int64GetDatum(limit)};
-  uint64 n = spi::Exec(sql, 8, types, values, nullptr, true);
+  uint64 n = spi::ExecPrepared(sql, 8, types, values, nullptr, true);
   std::vector<Record> out;
   out.reserve(n);
   for (uint64 i = 0; i < n; ++i) {
@@ -150,6 +151,20 @@ std::vector<Record> ReadRecords(const MappingConfig& cfg, int32_t shard, Positio
 }
 
 bool SaveShard(int32_t mapping_id, const ShardState& s, const StepStats& st, bool invoked) {
+  static const char* sql =
+      "UPDATE streams.mapping_shard SET ck_lsn = $3, ck_idx = $4, batch_end_lsn = $5, batch_end_idx = $6,"
+      " pending_lsn = string_to_array($7, ',')::int8[], pending_idx = string_to_array($8, ',')::int4[],"
+      " attempts = $9, retry_at = to_timestamp($10 / 1000000.0),"
+      " records_read = records_read + $11, records_filtered = records_filtered + $12,"
+      " records_delivered = records_delivered + $13, records_failed = records_failed + $14,"
+      " invocations = invocations + $15, function_errors = function_errors + $16, retries = retries + $17,"
+      " bisects = bisects + $18, failed_batches = failed_batches + $19,"
+      " discarded_batches = discarded_batches + $20, throttles = throttles + $21,"
+      " iterator_age_ms = coalesce($22, iterator_age_ms),"
+      " last_invoke_at = CASE WHEN $23 THEN clock_timestamp() ELSE last_invoke_at END,"
+      " last_error = coalesce($24, last_error),"
+      " last_error_at = CASE WHEN $24 IS NULL THEN last_error_at ELSE clock_timestamp() END"
+      " WHERE mapping_id = $1 AND shard = $2";
   std::string lsns, idxs;
   for (const auto& p : s.pending) {
     if (!lsns.empty()) {
@@ -159,32 +174,45 @@ bool SaveShard(int32_t mapping_id, const ShardState& s, const StepStats& st, boo
     lsns += std::to_string(p.lsn);
     idxs += std::to_string(p.idx);
   }
-  char buf[2048];
-  snprintf(buf, sizeof(buf),
-           "UPDATE streams.mapping_shard SET ck_lsn = %" PRId64 ", ck_idx = %d, batch_end_lsn = %s,"
-           " batch_end_idx = %s, pending_lsn = '{%s}', pending_idx = '{%s}', attempts = %d,"
-           " retry_at = %s, records_read = records_read + %" PRId64 ","
-           " records_filtered = records_filtered + %" PRId64 ", records_delivered = records_delivered + %" PRId64 ","
-           " records_failed = records_failed + %" PRId64 ", invocations = invocations + %" PRId64 ","
-           " function_errors = function_errors + %" PRId64 ", retries = retries + %" PRId64 ","
-           " bisects = bisects + %" PRId64 ", failed_batches = failed_batches + %" PRId64 ","
-           " discarded_batches = discarded_batches + %" PRId64 ", throttles = throttles + %" PRId64 ","
-           " iterator_age_ms = coalesce(%s, iterator_age_ms),"
-           " last_invoke_at = %s, last_error = coalesce($1, last_error),"
-           " last_error_at = CASE WHEN $1 IS NULL THEN last_error_at ELSE clock_timestamp() END"
-           " WHERE mapping_id = %d AND shard = %d",
-           s.checkpoint.lsn, s.checkpoint.idx,
-           s.batch_end ? std::to_string(s.batch_end->lsn).c_str() : "NULL",
-           s.batch_end ? std::to_string(s.batch_end->idx).c_str() : "NULL", lsns.c_str(), idxs.c_str(), s.attempts,
-           s.retry_at_us > 0 ? ("to_timestamp(" + std::to_string(s.retry_at_us) + " / 1000000.0)").c_str() : "NULL",
-           st.read, st.filtered, st.delivered, st.failed_records, st.invocations, st.function_errors, st.retries,
-           st.bisects, st.failed_batches, st.discarded_batches, st.throttles,
-           st.iterator_age_ms ? std::to_string(*st.iterator_age_ms).c_str() : "NULL",
-           invoked ? "clock_timestamp()" : "last_invoke_at", mapping_id, s.shard);
-  Oid types[1] = {TEXTOID};
-  Datum values[1] = {st.error ? PgCall([&] { return CStringGetTextDatum(st.error->c_str()); }) : Datum(0)};
-  const char nulls[2] = {st.error ? ' ' : 'n', '\0'};
-  return spi::Exec(buf, 1, types, values, nulls, false) == 1;
+  constexpr int kArgs = 24;
+  Oid types[kArgs] = {INT4OID, INT4OID, INT8OID, INT4OID, INT8OID, INT4OID, TEXTOID, TEXTOID,
+                      INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+                      INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, BOOLOID, TEXTOID};
+  char nulls[kArgs + 1];
+  memset(nulls, ' ', kArgs);
+  nulls[kArgs] = '\0';
+  Datum values[kArgs] = {};
+  values[0] = Int32GetDatum(mapping_id);
+  values[1] = Int32GetDatum(s.shard);
+  values[2] = Int64GetDatum(s.checkpoint.lsn);
+  values[3] = Int32GetDatum(s.checkpoint.idx);
+  if (s.batch_end) {
+    values[4] = Int64GetDatum(s.batch_end->lsn);
+    values[5] = Int32GetDatum(s.batch_end->idx);
+  } else {
+    nulls[4] = nulls[5] = 'n';
+  }
+  PgCall([&] {
+    values[6] = CStringGetTextDatum(lsns.c_str());
+    values[7] = CStringGetTextDatum(idxs.c_str());
+    if (st.error) values[23] = CStringGetTextDatum(st.error->c_str());
+  });
+  if (!st.error) nulls[23] = 'n';
+  values[8] = Int32GetDatum(s.attempts);
+  if (s.retry_at_us > 0)
+    values[9] = Int64GetDatum(s.retry_at_us);
+  else
+    nulls[9] = 'n';
+  const int64_t counters[11] = {st.read,           st.filtered, st.delivered, st.failed_records,
+                                st.invocations,    st.function_errors, st.retries, st.bisects,
+                                st.failed_batches, st.discarded_batches, st.throttles};
+  for (int i = 0; i < 11; ++i) values[10 + i] = Int64GetDatum(counters[i]);
+  if (st.iterator_age_ms)
+    values[21] = Int64GetDatum(*st.iterator_age_ms);
+  else
+    nulls[21] = 'n';
+  values[22] = BoolGetDatum(invoked);
+  return spi::ExecPrepared(sql, kArgs, types, values, nulls, false) == 1;
 }
 
 void SetMappingState(int32_t mapping_id, const char* state) {
@@ -198,8 +226,8 @@ void SetMappingState(int32_t mapping_id, const char* state) {
 void SetLastResult(int32_t mapping_id, const std::string& result) {
   Oid types[2] = {INT4OID, TEXTOID};
   Datum values[2] = {Int32GetDatum(mapping_id), PgCall([&] { return CStringGetTextDatum(result.c_str()); })};
-  spi::Exec("UPDATE streams.event_source_mapping SET last_result = $2 WHERE mapping_id = $1", 2, types, values,
-            nullptr, false);
+  spi::ExecPrepared("UPDATE streams.event_source_mapping SET last_result = $2 WHERE mapping_id = $1", 2, types, values,
+                    nullptr, false);
 }
 
 }  // namespace pgs::dispatch

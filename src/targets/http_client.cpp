@@ -32,13 +32,40 @@ size_t CollectHeader(char* data, size_t size, size_t n, void* out) {
 struct EasyDeleter {
   void operator()(CURL* c) const { curl_easy_cleanup(c); }
 };
-struct MultiDeleter {
-  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
-};
 struct ListDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 
+// One multi handle per process, kept for the life of the process: its
+// connection cache keeps connections to an endpoint alive between requests
+// (a dispatcher posts batch after batch to the same URL), and its DNS cache
+// spares a lookup per request. Connections the peer closed are detected and
+// replaced by libcurl.
+CURLM* ProcessMulti() {
+  static CURLM* multi = nullptr;
+  if (multi == nullptr) {
+    multi = curl_multi_init();
+    if (multi == nullptr) throw std::runtime_error("curl initialisation failed");
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 8L);
+  }
+  return multi;
+}
+
+// Detaches the easy handle from the multi handle on every way out.
+class Attached {
+ public:
+  Attached(CURLM* multi, CURL* easy) : multi_(multi), easy_(easy) {
+    CURLMcode mc = curl_multi_add_handle(multi_, easy_);
+    if (mc != CURLM_OK) throw std::runtime_error(curl_multi_strerror(mc));
+  }
+  ~Attached() { curl_multi_remove_handle(multi_, easy_); }
+  Attached(const Attached&) = delete;
+  Attached& operator=(const Attached&) = delete;
+
+ private:
+  CURLM* multi_;
+  CURL* easy_;
+};
 }  // namespace
 
 void HttpGlobalInit() {
@@ -53,10 +80,13 @@ HttpResponse HttpPost(const HttpRequest& req, const std::function<void()>& poll)
   HttpGlobalInit();
   HttpResponse res;
   std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
-  std::unique_ptr<CURLM, MultiDeleter> multi(curl_multi_init());
-  if (!easy || !multi) throw std::runtime_error("curl initialisation failed");
+  if (!easy) throw std::runtime_error("curl initialisation failed");
+  CURLM* multi = ProcessMulti();
   curl_slist* raw = nullptr;
-  for (const auto& h : req.headers) {
+  std::vector<std::string> all = req.headers;
+  // No "Expect: 100-continue" round trip before bodies over 1 kB.
+  all.emplace_back("Expect:");
+  for (const auto& h : all) {
     curl_slist* next = curl_slist_append(raw, h.c_str());
     if (next == nullptr) {
       curl_slist_free_all(raw);
@@ -85,33 +115,22 @@ HttpResponse HttpPost(const HttpRequest& req, const std::function<void()>& poll)
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, CollectHeader);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &res.retry_after_s);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(6 * 1024 * 1024));
-  curl_multi_add_handle(multi.get(), e);
-
-  int running = 1;
-  while (running > 0) {
-    CURLMcode mc = curl_multi_perform(multi.get(), &running);
-    if (mc != CURLM_OK) {
-      curl_multi_remove_handle(multi.get(), e);
-      throw std::runtime_error(curl_multi_strerror(mc));
-    }
-    if (running == 0) break;
-    mc = curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
-    if (mc != CURLM_OK) {
-      curl_multi_remove_handle(multi.get(), e);
-      throw std::runtime_error(curl_multi_strerror(mc));
-    }
-    try {
-      poll();
-    } catch (...) {
-      curl_multi_remove_handle(multi.get(), e);
-      throw;
-    }
-  }
   CURLcode result = CURLE_OK;
-  int left = 0;
-  while (CURLMsg* msg = curl_multi_info_read(multi.get(), &left))
-    if (msg->msg == CURLMSG_DONE) result = msg->data.result;
-  curl_multi_remove_handle(multi.get(), e);
+  {
+    Attached attached(multi, e);
+    int running = 1;
+    while (running > 0) {
+      CURLMcode mc = curl_multi_perform(multi, &running);
+      if (mc != CURLM_OK) throw std::runtime_error(curl_multi_strerror(mc));
+      if (running == 0) break;
+      mc = curl_multi_poll(multi, nullptr, 0, 100, nullptr);
+      if (mc != CURLM_OK) throw std::runtime_error(curl_multi_strerror(mc));
+      poll();
+    }
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi, &left))
+      if (msg->msg == CURLMSG_DONE && msg->easy_handle == e) result = msg->data.result;
+  }
   if (result == CURLE_OK) {
     res.answered = true;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &res.status);

@@ -13,6 +13,8 @@ extern "C" {
 #include "utils/timeout.h"
 }
 
+#include "worker/hooks.hpp"
+
 namespace pgs::targets {
 
 namespace {
@@ -27,6 +29,7 @@ ErrorData* RunAsOwner(Oid owner, int timeout_ms, void (*fn)(void*), void* arg, b
   Oid save_user;
   int save_sec;
   GetUserIdAndSecContext(&save_user, &save_sec);
+  worker::NoteUserWork();  // what it writes may be streamed: wake capture at commit
   BeginInternalSubTransaction(nullptr);
   MemoryContextSwitchTo(cxt);
   ErrorData* volatile err = nullptr;

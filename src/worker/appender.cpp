@@ -2,6 +2,7 @@
 // whole transactions, each append committing with the replication origin
 // advanced to the end of its last transaction (see capture.cpp).
 #include "worker/batch.hpp"
+#include "worker/hooks.hpp"
 #include "worker/pipeline.hpp"
 #include "worker/shmem.hpp"
 
@@ -40,6 +41,7 @@ void pgs_append_main(Datum arg) {
   pqsignal(SIGTERM, die);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
+  am_capture_worker = true;  // it wakes the capture worker itself after each append
   CurrentResourceOwner = ResourceOwnerCreate(nullptr, "pg_streams appender");
   dsm_segment* seg = dsm_attach(DatumGetUInt32(arg));
   if (seg == nullptr) proc_exit(0);  // the capture worker is gone already

@@ -9,6 +9,7 @@
 // the transactions and a crash after it skips them. The appender's
 // transactions carry that origin and are filtered out of decoding.
 #include "decoder/plugin.hpp"
+#include "worker/hooks.hpp"
 #include "worker/launcher.hpp"
 #include "worker/pipeline.hpp"
 #include "worker/reconcile.hpp"
@@ -222,6 +223,7 @@ void pgs_capture_main(Datum arg) {
   before_shmem_exit(OnExit, 0);
   BackgroundWorkerInitializeConnectionByOid(my_dbid, InvalidOid, 0);
   pgstat_report_appname("pg_streams capture");
+  am_capture_worker = true;
   snprintf(slot_name, sizeof(slot_name), "pg_streams_%u", my_dbid);
 
   RepOriginId origin = Prepare();

@@ -8,6 +8,7 @@
 
 #include "boundary/guard.hpp"
 #include "dispatch/dispatcher.hpp"
+#include "worker/hooks.hpp"
 #include "worker/reconcile.hpp"
 #include "worker/shmem.hpp"
 
@@ -72,6 +73,7 @@ void pgs_dispatch_main(Datum arg) {
   before_shmem_exit(OnExit, 0);
   BackgroundWorkerInitializeConnectionByOid(my_dbid, InvalidOid, 0);
   pgstat_report_appname("pg_streams dispatch");
+  wake_only_for_user_work = true;
   // A handler's effects and its checkpoint commit together, so losing the
   // last commits in a crash only means delivering those batches again,
   // still exactly once: no WAL flush wait per batch.

@@ -16,6 +16,7 @@ extern "C" {
 namespace pgs::worker {
 
 bool am_capture_worker = false;
+bool wake_only_for_user_work = false;
 
 namespace {
 
@@ -24,6 +25,7 @@ bool pending_start = false;    // this transaction created pg_streams
 bool pending_recheck = false;  // this transaction dropped pg_streams
 bool pending_mappings = false; // this transaction changed mappings or targets
 bool wrote = false;
+bool user_work = false;  // this transaction ran user code (see NoteUserWork)
 
 // Databases to hand back to the launcher when this transaction ends: their
 // worker was stopped for DROP/CREATE/ALTER DATABASE, or they were created.
@@ -45,18 +47,18 @@ void XactCallback(XactEvent event, void*) {
       wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
       break;
     case XACT_EVENT_COMMIT:
-      if (wrote && !am_capture_worker) WakeCapture(MyDatabaseId);
+      if (wrote && !am_capture_worker && (!wake_only_for_user_work || user_work)) WakeCapture(MyDatabaseId);
       if (pending_start) RequestStart(MyDatabaseId);
       if (pending_recheck) RequestRecheck(MyDatabaseId);
       if (pending_mappings) MappingsChanged(MyDatabaseId);
       for (int i = 0; i < n_start; ++i) RequestStart(start_at_commit[i]);
       for (int i = 0; i < n_release; ++i) ReleaseHoldOff(release_at_end[i]);
-      wrote = pending_start = pending_recheck = pending_mappings = false;
+      wrote = user_work = pending_start = pending_recheck = pending_mappings = false;
       n_start = n_release = 0;
       break;
     case XACT_EVENT_ABORT:
       for (int i = 0; i < n_release; ++i) ReleaseHoldOff(release_at_end[i]);
-      wrote = pending_start = pending_recheck = pending_mappings = false;
+      wrote = user_work = pending_start = pending_recheck = pending_mappings = false;
       n_start = n_release = 0;
       break;
     default:
@@ -67,6 +69,8 @@ void XactCallback(XactEvent event, void*) {
 }  // namespace
 
 void NoteMappingsChanged() { pending_mappings = true; }
+
+void NoteUserWork() { user_work = true; }
 
 namespace {
 

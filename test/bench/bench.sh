@@ -19,12 +19,18 @@
 #      live while the workload writes), next to the capture rates of part 1;
 #      commit -> handler latency at ~1,000 commits/s with BatchSize 1.
 #      Runs after part 2 and before part 3 (which drops the extension).
+#   5. event source mappings to HTTP functions, delivered to the loopback sink
+#      (test/sink/sink.py): records/s with BatchSize 1000 and BatchSize 1 next
+#      to the same records to a no-op SQL function and to the sink's ceiling
+#      with a plain client; commit -> sink latency at ~1,000 commits/s,
+#      BatchSize 1 (test/bench/part5_http.sh). Runs before part 3.
 #
 # Knobs (environment): BENCH_PORT (5510), BENCH_ROWS (200000), BENCH_TXNS (400),
 # BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (20, per run; 6 runs),
 # BENCH_PGB_SCALE (10), BENCH_ESM_ROWS (= BENCH_ROWS; rows per part 4a/4b measurement, in
 # transactions of BENCH_ROWS/BENCH_TXNS rows as in part 1), BENCH_ESM_LAT_SECONDS
-# (= BENCH_LAT_SECONDS), BENCH_ESM_LAT_RATE (= BENCH_LAT_RATE), BENCH_PARTS ("1 2 3 4":
+# (= BENCH_LAT_SECONDS), BENCH_ESM_LAT_RATE (= BENCH_LAT_RATE; parts 4c and 5c),
+# BENCH_SINK_PORT (5511), BENCH_HTTP_B1_ROWS (20000; part 5b), BENCH_PARTS ("1 2 3 4 5":
 # the parts to run), KEEP=1 (leave the cluster running).
 set -euo pipefail
 
@@ -37,7 +43,7 @@ LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
 LAT_RATE=${BENCH_LAT_RATE:-1000}
 PGB_SECONDS=${BENCH_PGB_SECONDS:-20}
 PGB_SCALE=${BENCH_PGB_SCALE:-10}
-PARTS=" ${BENCH_PARTS:-1 2 3 4} "
+PARTS=" ${BENCH_PARTS:-1 2 3 4 5} "
 PER_TXN=$((ROWS / TXNS))
 ROWS=$((PER_TXN * TXNS))
 ESM_TXNS=$(( ${BENCH_ESM_ROWS:-$ROWS} / PER_TXN ))
@@ -188,20 +194,19 @@ workload() {  # workload FIRST_ID FILE [TABLE [N]]: N (TXNS) autocommit statemen
   done > "$file"
 }
 
+items_table() {  # items_table NAME: the CREATE TABLE of the workload's tables (parts 1, 4, 5)
+  echo "CREATE TABLE $1 (id bigint PRIMARY KEY, account integer NOT NULL, amount numeric(12,2) NOT NULL,
+    note text NOT NULL, created timestamptz NOT NULL) WITH (autovacuum_enabled = off);"
+}
+
 ###########################################################################
 # 1. Capture throughput
 ###########################################################################
 if part 1; then
 log "1. capture throughput: $ROWS rows in $TXNS transactions x $PER_TXN"
 S1=$(cpu_snap); T1S=$(date +%s.%N)
-Q bench <<'SQL' >/dev/null
-CREATE TABLE bench_items (
-    id      bigint PRIMARY KEY,
-    account integer NOT NULL,
-    amount  numeric(12,2) NOT NULL,
-    note    text NOT NULL,
-    created timestamptz NOT NULL
-) WITH (autovacuum_enabled = off);
+Q bench <<SQL >/dev/null
+$(items_table bench_items)
 CREATE PUBLICATION bench_pub FOR TABLE bench_items;
 SQL
 Q bench -c "SELECT streams.enable_stream('bench_items', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null
@@ -349,6 +354,70 @@ put latB_interval_ms "$(calc "$POLL_SECONDS * 1000.0 / max(1, int('$(get latB_po
 log "   p99 = $(get latA_p99) ms (commit records), $(get latB_p99) ms (poller)"
 fi  # part 2
 
+# Event source mappings (parts 4 and 5).
+esm_create() {  # esm_create TABLE FUNCTION POSITION ENABLED BATCH: prints "mapping_id uuid"
+  local u
+  u=$(Q bench -c "SELECT streams.create_event_source_mapping(jsonb_build_object('EventSourceArn', '$1',
+        'FunctionName', '$2', 'StartingPosition', '$3', 'Enabled', $4, 'BatchSize', $5,
+        'MaximumBatchingWindowInSeconds', 0)) ->> 'UUID'")
+  echo "$(Q bench -c "SELECT mapping_id FROM streams.event_source_mapping WHERE uuid = '$u'") $u"
+}
+esm_wait() {  # esm_wait MAPPING_ID STATE: until the mapping is in STATE (Disabled: and no dispatcher runs)
+  for _ in $(seq 1 600); do
+    if [ "$(Q bench -c "SELECT state FROM streams.event_source_mapping WHERE mapping_id = $1")" = "$2" ] &&
+       { [ "$2" != Disabled ] ||
+         [ "$(Q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streams dispatch' AND datname = 'bench'")" = 0 ]; }; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  log "   mapping $1 did not reach state $2 within 30 s"
+}
+esm_disable() {  # esm_disable MAPPING_ID UUID
+  Q bench -c "SELECT streams.update_event_source_mapping('$2', '{\"Enabled\": false}')" >/dev/null
+  esm_wait "$1" Disabled
+}
+esm_watch_bg() {  # esm_watch_bg MAPPING_ID TARGET FILE: bench_esm_watch in the background; sets WATCH_PID
+  QTIMEOUT=200 Q bench -c "CALL bench_esm_watch($1, '$SLOT', $2, 150, 0.005)" > "$3" &
+  WATCH_PID=$!; BG_PIDS+=("$WATCH_PID")
+  sleep 0.3
+}
+esm_check() {  # esm_check TAG MAPPING_ID: counters and state as the stats view shows them, once
+  local v
+  v=$(Q bench -F ' ' -c "SELECT records_delivered, invocations, function_errors, retries, backlog, coalesce(iterator_age_ms, -1)
+                        FROM streams.event_source_mapping_stats s JOIN streams.event_source_mapping m USING (uuid) WHERE m.mapping_id = $2")
+  read -r a b c d e f <<<"$v"
+  put "${1}_view_delivered" "$a"; put "${1}_view_invocations" "$b"; put "${1}_view_errors" "$c"
+  put "${1}_view_retries" "$d"; put "${1}_view_backlog" "$e"; put "${1}_view_iterator_age_ms" "$f"
+}
+
+lat_mapping() {  # lat_mapping TABLE FUNCTION: prints "mapping_id uuid" of a mapping (LATEST, BatchSize 1)
+  # enabled and warmed up (first segment, plans, connection) so that a measurement starts steady;
+  # writes the pgbench script $DIR/TABLE.sql (one single-row INSERT).
+  local mid uuid
+  read -r mid uuid <<<"$(esm_create "$1" "$2" LATEST true 1)"
+  esm_wait "$mid" Enabled
+  echo "INSERT INTO $1 (payload, created) VALUES (md5(random()::text), clock_timestamp());" > "$DIR/$1.sql"
+  Q bench -c "INSERT INTO $1 (payload, created) VALUES ('warmup', clock_timestamp())"
+  QTIMEOUT=60 Q bench -c "CALL bench_esm_watch($mid, '$SLOT', 1, 30, 0.005)" >/dev/null
+  Q bench -c "CHECKPOINT"
+  echo "$mid $uuid"
+}
+esm_drain() {  # esm_drain TAG MAPPING_ID UUID [N]: enable, time until all N (ESM_ROWS) are delivered, disable
+  local tag=$1 mid=$2 uuid=$3 n=${4:-$ESM_ROWS} t0
+  Q bench -c "CHECKPOINT"
+  esm_watch_bg "$mid" "$n" "$DIR/watch_$tag.csv"
+  t0=$(Q bench -c "SELECT streams.update_event_source_mapping('$uuid', '{\"Enabled\": true}')" \
+               -c "SELECT extract(epoch FROM clock_timestamp())" | tail -n 1)
+  wait "$WATCH_PID" || log "   watcher of $tag failed"
+  # The dispatcher started after t0: all of its CPU is this drain's.
+  put "${tag}_disp_cpu_s" "$(calc "$(pgs_ticks bench 'pg_streams dispatch') / $CLK_TCK")"
+  python3 "$HERE/esm_watch.py" "$tag" "$t0" "$n" < "$DIR/watch_$tag.csv" >> "$RES"
+  esm_check "$tag" "$mid"
+  esm_disable "$mid" "$uuid"
+  log "   $tag: $(get "${tag}_delivered") records delivered in $(get "${tag}_done_s") s after enabling"
+}
+
 ###########################################################################
 # 4. Event source mappings -> SQL functions
 ###########################################################################
@@ -357,15 +426,9 @@ fi  # part 2
 if part 4; then
 log "4. event source mappings: $ESM_ROWS rows ($ESM_TXNS transactions x $PER_TXN) per measurement, BatchSize 1000"
 S4=$(cpu_snap); T4S=$(date +%s.%N); LOG4=$(wc -l < "$DIR/server.log")
+# 4a/4b backlog drain: written first, delivered after the mapping is enabled.
+Q bench -c "$(items_table esm_backlog)" >/dev/null
 Q bench <<'SQL' >/dev/null
--- 4a/4b backlog drain: written first, delivered after the mapping is enabled.
-CREATE TABLE esm_backlog (
-    id      bigint PRIMARY KEY,
-    account integer NOT NULL,
-    amount  numeric(12,2) NOT NULL,
-    note    text NOT NULL,
-    created timestamptz NOT NULL
-) WITH (autovacuum_enabled = off);
 -- 4a/4b live: delivered while the workload writes.
 CREATE TABLE esm_live (LIKE esm_backlog INCLUDING ALL) WITH (autovacuum_enabled = off);
 -- 4b: where the copying handler puts every record's key and new image.
@@ -405,42 +468,6 @@ ESID_B=$(Q bench -c "SELECT stream_id FROM streams.stream WHERE table_name = 'pu
 ESID_L=$(Q bench -c "SELECT stream_id FROM streams.stream WHERE table_name = 'public.esm_live'")
 ESID_T=$(Q bench -c "SELECT stream_id FROM streams.stream WHERE table_name = 'public.esm_lat_items'")
 
-esm_create() {  # esm_create TABLE FUNCTION POSITION ENABLED BATCH: prints "mapping_id uuid"
-  local u
-  u=$(Q bench -c "SELECT streams.create_event_source_mapping(jsonb_build_object('EventSourceArn', '$1',
-        'FunctionName', '$2', 'StartingPosition', '$3', 'Enabled', $4, 'BatchSize', $5,
-        'MaximumBatchingWindowInSeconds', 0)) ->> 'UUID'")
-  echo "$(Q bench -c "SELECT mapping_id FROM streams.event_source_mapping WHERE uuid = '$u'") $u"
-}
-esm_wait() {  # esm_wait MAPPING_ID STATE: until the mapping is in STATE (Disabled: and no dispatcher runs)
-  for _ in $(seq 1 600); do
-    if [ "$(Q bench -c "SELECT state FROM streams.event_source_mapping WHERE mapping_id = $1")" = "$2" ] &&
-       { [ "$2" != Disabled ] ||
-         [ "$(Q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streams dispatch' AND datname = 'bench'")" = 0 ]; }; then
-      return 0
-    fi
-    sleep 0.05
-  done
-  log "   mapping $1 did not reach state $2 within 30 s"
-}
-esm_disable() {  # esm_disable MAPPING_ID UUID
-  Q bench -c "SELECT streams.update_event_source_mapping('$2', '{\"Enabled\": false}')" >/dev/null
-  esm_wait "$1" Disabled
-}
-esm_watch_bg() {  # esm_watch_bg MAPPING_ID TARGET FILE: bench_esm_watch in the background; sets WATCH_PID
-  QTIMEOUT=200 Q bench -c "CALL bench_esm_watch($1, '$SLOT', $2, 150, 0.005)" > "$3" &
-  WATCH_PID=$!; BG_PIDS+=("$WATCH_PID")
-  sleep 0.3
-}
-esm_check() {  # esm_check TAG MAPPING_ID: counters and state as the stats view shows them, once
-  local v
-  v=$(Q bench -F ' ' -c "SELECT records_delivered, invocations, function_errors, retries, backlog, coalesce(iterator_age_ms, -1)
-                        FROM streams.event_source_mapping_stats s JOIN streams.event_source_mapping m USING (uuid) WHERE m.mapping_id = $2")
-  read -r a b c d e f <<<"$v"
-  put "${1}_view_delivered" "$a"; put "${1}_view_invocations" "$b"; put "${1}_view_errors" "$c"
-  put "${1}_view_retries" "$d"; put "${1}_view_backlog" "$e"; put "${1}_view_iterator_age_ms" "$f"
-}
-
 # 4a/4b, backlog: the rows are in the stream before the mappings are enabled.
 read -r M_NOOP_B U_NOOP_B <<<"$(esm_create esm_backlog esm_noop TRIM_HORIZON false 1000)"
 read -r M_COPY_B U_COPY_B <<<"$(esm_create esm_backlog esm_copy TRIM_HORIZON false 1000)"
@@ -451,20 +478,6 @@ DONE=$(Q bench -c "SELECT extract(epoch FROM bench_wait_confirmed('$SLOT', pg_cu
 [ -n "$DONE" ] || log "   capture of esm_backlog did not finish within 120 s"
 put esm_backlog_records "$(Q bench -c "SELECT count(*) FROM streams.record WHERE stream_id = $ESID_B")"
 
-esm_drain() {  # esm_drain TAG MAPPING_ID UUID: enable, time until all ESM_ROWS are delivered, disable
-  local tag=$1 mid=$2 uuid=$3 t0
-  Q bench -c "CHECKPOINT"
-  esm_watch_bg "$mid" "$ESM_ROWS" "$DIR/watch_$tag.csv"
-  t0=$(Q bench -c "SELECT streams.update_event_source_mapping('$uuid', '{\"Enabled\": true}')" \
-               -c "SELECT extract(epoch FROM clock_timestamp())" | tail -n 1)
-  wait "$WATCH_PID" || log "   watcher of $tag failed"
-  # The dispatcher started after t0: all of its CPU is this drain's.
-  put "${tag}_disp_cpu_s" "$(calc "$(pgs_ticks bench 'pg_streams dispatch') / $CLK_TCK")"
-  python3 "$HERE/esm_watch.py" "$tag" "$t0" "$ESM_ROWS" < "$DIR/watch_$tag.csv" >> "$RES"
-  esm_check "$tag" "$mid"
-  esm_disable "$mid" "$uuid"
-  log "   $tag: $(get "${tag}_delivered") records delivered in $(get "${tag}_done_s") s after enabling"
-}
 esm_drain esm_noop_backlog "$M_NOOP_B" "$U_NOOP_B"
 esm_drain esm_copy_backlog "$M_COPY_B" "$U_COPY_B"
 read -r a b <<<"$(Q bench -F ' ' -c "SELECT count(*), count(DISTINCT id) FROM esm_sink")"
@@ -502,13 +515,7 @@ put esm_live_records "$(Q bench -c "SELECT count(*) FROM streams.record WHERE st
 
 # 4c. Latency commit -> handler at ~ESM_LAT_RATE commits/s, BatchSize 1.
 log "   4c. latency: pgbench --rate=$ESM_LAT_RATE for $ESM_LAT_SECONDS s, BatchSize 1"
-read -r M_LAT U_LAT <<<"$(esm_create esm_lat_items esm_lat LATEST true 1)"
-esm_wait "$M_LAT" Enabled
-echo "INSERT INTO esm_lat_items (payload, created) VALUES (md5(random()::text), clock_timestamp());" > "$DIR/esm_lat.sql"
-# Warm up (first segment, the handler's plan) so the measurement starts steady.
-Q bench -c "INSERT INTO esm_lat_items (payload, created) VALUES ('warmup', clock_timestamp())"
-QTIMEOUT=60 Q bench -c "CALL bench_esm_watch($M_LAT, '$SLOT', 1, 30, 0.005)" >/dev/null
-Q bench -c "CHECKPOINT"
+read -r M_LAT U_LAT <<<"$(lat_mapping esm_lat_items esm_lat)"
 c0=$(pgs_ticks bench 'pg_streams dispatch'); k0=$(pgs_ticks bench 'pg_streams (capture|append)')
 # What the dispatcher waits on, sampled every 10 ms from 1 s in.
 QTIMEOUT=$((ESM_LAT_SECONDS + 60)) Q bench -c "SELECT pg_sleep(1)" \
@@ -516,7 +523,7 @@ QTIMEOUT=$((ESM_LAT_SECONDS + 60)) Q bench -c "SELECT pg_sleep(1)" \
 WPID=$!; BG_PIDS+=("$WPID")
 ET0=$(date +%s.%N)
 timeout $((ESM_LAT_SECONDS + 60)) runuser -u postgres -- "$PGBIN/pgbench" -n -M prepared -c 4 -j 2 -T "$ESM_LAT_SECONDS" \
-  --rate="$ESM_LAT_RATE" -f "$DIR/esm_lat.sql" -h "$DIR" -p "$PORT" bench > "$DIR/esm_lat_pgbench.out" 2>&1
+  --rate="$ESM_LAT_RATE" -f "$DIR/esm_lat_items.sql" -h "$DIR" -p "$PORT" bench > "$DIR/esm_lat_pgbench.out" 2>&1
 ET1=$(date +%s.%N)
 wait "$WPID" || true
 # How far delivery was behind when pgbench ended, and how long it took to catch up.
@@ -565,6 +572,14 @@ put p4_log_lines "$(wc -l < "$DIR/log4")"
 put p4_log_first "$(sed -E 's/^[^ ]+ [^ ]+ [^ ]+ \[[0-9]+\] //' "$DIR/log4" | sort | uniq -c | sort -rn | head -n 3 | sed -E 's/^ +//' | paste -sd'|')"
 log "   4c: p99 = $(get esmlatA_p99) ms (from source commit), $(get esmlatB_p99) ms (from created)"
 fi  # part 4
+
+###########################################################################
+# 5. Event source mappings -> HTTP functions (before part 3, which drops the extension)
+###########################################################################
+if part 5; then
+# shellcheck source=test/bench/part5_http.sh
+. "$HERE/part5_http.sh"
+fi  # part 5
 
 ###########################################################################
 # 3. pgbench TPC-B write TPS
@@ -618,7 +633,7 @@ pgb_run() {  # pgb_run TAG ROUND: vacuum, checkpoint, run, record figures
   l0=$(Q pgb -c "SELECT pg_current_wal_insert_lsn()")
   w0=$(Q pgb -F ' ' -c "SELECT wal_write, wal_sync FROM pg_stat_wal")
   # Wait events of the pgbench backends, sampled every 50 ms from 1 s in.
-  QTIMEOUT=$((PGB_SECONDS + 60)) Q pgb -F ' ' -c "SELECT pg_sleep(1); SELECT * FROM bench_waits('pgb', $PGB_SECONDS - 2, 0.05)" \
+  QTIMEOUT=$((PGB_SECONDS + 60)) Q pgb -c "SELECT pg_sleep(1)" -c "CALL bench_waits('pgb', $PGB_SECONDS - 2, 0.05)" \
     > "$DIR/waits_${tag}_$n" 2>/dev/null &
   wpid=$!; BG_PIDS+=("$wpid")
   out=$(timeout $((PGB_SECONDS + 120)) runuser -u postgres -- "$PGBIN/pgbench" -n -c 4 -j 2 -T "$PGB_SECONDS" \
@@ -667,7 +682,7 @@ fi  # part 3
 # Report
 ###########################################################################
 put parts "$PARTS"; put rows "$ROWS"; put txns "$TXNS"; put per_txn "$PER_TXN"
-put esm_rows "$ESM_ROWS"; put esm_txns "$ESM_TXNS"; put esm_lat_seconds "$ESM_LAT_SECONDS"; put esm_lat_rate "$ESM_LAT_RATE"
+put esm_rows "$ESM_ROWS"; put esm_per_txn "$PER_TXN"; put esm_txns "$ESM_TXNS"; put esm_lat_seconds "$ESM_LAT_SECONDS"; put esm_lat_rate "$ESM_LAT_RATE"
 put lat_seconds "$LAT_SECONDS"; put lat_rate "$LAT_RATE"
 put pgb_seconds "$PGB_SECONDS"; put pgb_scale "$PGB_SCALE"; put have_w2j "$HAVE_W2J"
 put load_end "$(cut -d' ' -f1-3 /proc/loadavg)"

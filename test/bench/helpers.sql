@@ -76,22 +76,27 @@ END $$;
 -- What the backends of a pgbench run wait on: samples pg_stat_activity every
 -- interval_s for `seconds` and counts, per backend and sample, the wait event
 -- ('CPU' when active without a wait event). Writes nothing.
-CREATE FUNCTION bench_waits(db name, seconds double precision, interval_s double precision)
-RETURNS TABLE (wait text, samples bigint)
-LANGUAGE plpgsql VOLATILE AS $$
+CREATE PROCEDURE bench_waits(db name, seconds double precision, interval_s double precision,
+                             INOUT result text DEFAULT NULL)
+LANGUAGE plpgsql AS $$
 DECLARE
     stop  timestamptz := clock_timestamp() + make_interval(secs => seconds);
     seen  text[] := '{}';
 BEGIN
     WHILE clock_timestamp() < stop LOOP
-        PERFORM pg_stat_clear_snapshot();
         seen := seen || ARRAY(
             SELECT CASE WHEN a.wait_event IS NULL THEN 'CPU' ELSE a.wait_event_type || ':' || a.wait_event END
             FROM pg_stat_activity a
             WHERE a.datname = db AND a.application_name = 'pgbench' AND a.backend_type = 'client backend');
+        -- No snapshot held between samples: a sampler that kept one for the
+        -- whole run would keep pgbench's dead row versions from being pruned
+        -- and slow it down.
+        COMMIT;
         PERFORM pg_sleep(interval_s);
+        COMMIT;
     END LOOP;
-    RETURN QUERY SELECT w, count(*) FROM unnest(seen) AS w GROUP BY w ORDER BY count(*) DESC;
+    SELECT string_agg(w || ' ' || n, E'\n' ORDER BY n DESC) INTO result
+    FROM (SELECT w, count(*) AS n FROM unnest(seen) AS w GROUP BY w) s;
 END $$;
 
 -- Watches event source mapping `mid` (part 4) until its records_delivered
@@ -139,8 +144,7 @@ BEGIN
 END $$;
 
 -- What the processes of backend_type `btype` in database `db` wait on (part
--- 4: the dispatcher): like bench_waits, but a procedure that commits after
--- every sample, so it holds no snapshot for long. Result: "wait count" lines.
+-- 4: the dispatcher): like bench_waits. Result: "wait count" lines.
 CREATE PROCEDURE bench_waits_of(db name, btype text, seconds double precision, interval_s double precision,
                                 INOUT result text DEFAULT NULL)
 LANGUAGE plpgsql AS $$

@@ -40,6 +40,15 @@ def verdict(ok):
     return "n/a" if ok is None else ("met" if ok else "NOT met")
 
 
+def latency_table(rows):
+    """Prints percentile rows: (results key prefix, label) pairs."""
+    print("   source commits from 1 s after start to the end of the run; percentiles are nearest-rank, in ms")
+    print(f"   {'method':<64}{'records':>9}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
+    for key, label in rows:
+        print(f"   {label:<64}{fmt(num(key + '_count')):>9}" +
+              "".join(f"{fmt(num(f'{key}_{p}'), '{:.2f}'):>8}" for p in ("p50", "p90", "p99", "max")))
+
+
 PARTS = R.get("parts", "1 2 3 4").split()
 
 
@@ -125,12 +134,8 @@ if part(2):
     print(f"   achieved {fmt(num('lat_tps'), '{:,.1f}')} tps (pgbench average latency {R.get('lat_pgb_lat', '?')} ms),"
           f" {fmt(num('lat_records'))} records; pg_streams CPU {fmt(num('lat_cpu_s'), '{:.2f}')} s"
           f" over {fmt(num('lat_wall_s'), '{:.1f}')} s;")
-    print("   source commits from 1 s after start to the end of the run; percentiles are nearest-rank, in ms")
-    print(f"   {'method':<64}{'records':>9}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
-    for key, label in (("latA", "A  worker's COMMIT record time - source COMMIT time  (WAL, 1 us)"),
-                       ("latB", f"B  poller: first snapshot showing it - source COMMIT time")):
-        print(f"   {label:<64}{fmt(num(key + '_count')):>9}" +
-              "".join(f"{fmt(num(f'{key}_{p}'), '{:.2f}'):>8}" for p in ("p50", "p90", "p99", "max")))
+    latency_table((("latA", "A  worker's COMMIT record time - source COMMIT time  (WAL, 1 us)"),
+                   ("latB", "B  poller: first snapshot showing it - source COMMIT time")))
     print("      A: commit time of the transaction that appended the record, read from its COMMIT record with")
     print("         pg_walinspect, minus the record's arrival (the source COMMIT record's time). Exact, but stops")
     print("         short of the append's WAL flush (~0.3 ms here) after which the records are visible.")
@@ -280,12 +285,8 @@ if part(4):
           f" dispatcher waits: {R.get('esm_lat_waits', '?')}")
     print(f"   when pgbench ended {fmt(num('esm_lat_behind_at_end'))} records were not delivered yet;"
           f" all were {fmt(num('esm_lat_tail_done_s'), '{:.2f}', R.get('esm_lat_tail_done_s', 'n/a'))} s later")
-    print("   source commits from 1 s after start to the end of the run; percentiles are nearest-rank, in ms")
-    print(f"   {'method':<64}{'records':>9}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
-    for key, label in (("esmlatA", "A  handler's clock_timestamp() - source COMMIT time (arrival)"),
-                       ("esmlatB", "B  handler's clock_timestamp() - NewImage.created")):
-        print(f"   {label:<64}{fmt(num(key + '_count')):>9}" +
-              "".join(f"{fmt(num(f'{key}_{p}'), '{:.2f}'):>8}" for p in ("p50", "p90", "p99", "max")))
+    latency_table((("esmlatA", "A  handler's clock_timestamp() - source COMMIT time (arrival)"),
+                   ("esmlatB", "B  handler's clock_timestamp() - NewImage.created")))
     print("      A: the record's arrival is the source COMMIT record's time (joined on the SequenceNumber), stamped")
     print("         before the commit's WAL flush; B: created is clock_timestamp() in the INSERT, a few us earlier.")
     print(f"   mean of A per second of the run (ms): {R.get('esm_lat_per_second', '?')}")
@@ -295,6 +296,78 @@ if part(4):
     print(f"   part 4 took {fmt(num('p4_wall'), '{:.0f}')} s; CPU used by other processes meanwhile {R.get('p4_other_cpu', '?')} CPU-s;"
           f" server log: {R.get('p4_log_lines', '?')} WARNING/ERROR lines"
           + (f" ({R.get('p4_log_first')})" if R.get("p4_log_first") else ""))
+# --------------------------------------------------------------------------
+http = {}
+if part(5):
+    b1 = num("http_b1_rows")
+    print()
+    print(f"5. EVENT SOURCE MAPPINGS -> HTTP functions, delivered to the loopback sink (test/sink/sink.py, Python,"
+          f" port {R.get('http_sink_port', '?')})")
+    print(f"   backlogs in the stream, then the mapping (TRIM_HORIZON, created disabled) is enabled: time = enable committed"
+          f" -> records_delivered = N; tables like bench_items, 4 shards")
+    print("   baselines in the same run: the same records to a no-op SQL function (same dispatcher, no HTTP), and the"
+          " sink fed by a plain")
+    print("   keep-alive Python client posting, one after the other, as many requests as the mapping sent, each a copy"
+          " of the mapping's first body")
+    print(f"   {'':<46}{'records':>10}{'requests':>10}{'seconds':>9}{'records/s':>11}{'dispatcher CPU s':>18}{'sink CPU s':>12}")
+    for tag, label in (("http_1000", "a) HTTP, BatchSize 1000"), ("http_sql1000", "   no-op SQL function, BatchSize 1000"),
+                       ("http_1", "b) HTTP, BatchSize 1"), ("http_sql1", "   no-op SQL function, BatchSize 1")):
+        n, sec = num(f"{tag}_delivered"), num(f"{tag}_done_s")
+        r = rate(n, sec)
+        http[tag] = r
+        print(f"   {label:<46}{fmt(n):>10}{fmt(num(tag + '_invocations')):>10}{fmt(sec, '{:.3f}', R.get(tag + '_done_s', 'n/a')):>9}"
+              f"{fmt(r):>11}{fmt(num(tag + '_disp_cpu_s'), '{:.2f}'):>18}{fmt(num(tag + '_sink_cpu_s'), '{:.2f}') if tag.startswith('http_1') else '':>12}")
+    for tag, label in (("http_base1000", "   sink ceiling, plain client, 1000-record bodies"),
+                       ("http_base1", "   sink ceiling, plain client, 1-record bodies")):
+        n = (num(tag + "_requests") or 0) * (num(tag + "_records_per_request") or 0)
+        r = rate(n, num(tag + "_s"))
+        http[tag] = r
+        print(f"   {label:<46}{fmt(n):>10}{fmt(num(tag + '_requests')):>10}{fmt(num(tag + '_s'), '{:.3f}'):>9}{fmt(r):>11}"
+              f"{'':>18}{fmt(num(tag + '_sink_cpu_s'), '{:.2f}'):>12}")
+    checks = []
+    for tag, path, n in (("http_1000", "b1000", num("esm_rows")), ("http_1", "b1", b1),
+                         ("http_sql1000", None, num("esm_rows")), ("http_sql1", None, b1)):
+        bad = []
+        if num(f"{tag}_delivered") != n:
+            bad.append(f"records_delivered {R.get(f'{tag}_delivered', '?')}")
+        if R.get(f"{tag}_view_delivered") != R.get(f"{tag}_delivered"):
+            bad.append(f"view says {R.get(f'{tag}_view_delivered', '?')}")
+        for k in ("function_errors", "view_retries", "view_backlog"):
+            if R.get(f"{tag}_{k}", "0") != "0":
+                bad.append(f"{k} {R.get(f'{tag}_{k}')}")
+        if path and num(f"http_sink_{path}_records") != n:
+            bad.append(f"sink received {R.get(f'http_sink_{path}_records', '?')} records")
+        if path and R.get(f"http_sink_{path}_requests") != R.get(f"{tag}_invocations"):
+            bad.append(f"sink received {R.get(f'http_sink_{path}_requests', '?')} requests")
+        checks.append(f"{tag} " + ("OK" if not bad else "WRONG: " + ", ".join(bad)))
+    for tag in ("http_base1000", "http_base1"):
+        if R.get(f"{tag}_failed", "0") != "0":
+            checks.append(f"{tag} WRONG: {R.get(f'{tag}_failed')} failed requests")
+    print("   checks (delivered = N, the stats view agrees, no errors or retries, backlog 0, the sink received N records"
+          " in as many requests as invocations): " + "; ".join(checks))
+    print(f"   bytes received by the sink: BatchSize 1000 {fmt(num('http_sink_b1000_bytes'))},"
+          f" BatchSize 1 {fmt(num('http_sink_b1_bytes'))}")
+    r1000 = http.get("http_1000")
+    print(f"   target >= 50,000 records/s with BatchSize 1000: {fmt(r1000)}/s ({verdict(None if r1000 is None else r1000 >= 50000)})")
+
+    print()
+    print(f"5c. LATENCY commit -> sink   pgbench --rate={R.get('esm_lat_rate')} -c 4 -j 2 -T {R.get('esm_lat_seconds')}"
+          " -M prepared, one single-row INSERT per transaction;")
+    print("   mapping LATEST, BatchSize 1, MaximumBatchingWindowInSeconds 0; the sink notes (SequenceNumber,"
+          " NewImage.created, time the request arrived) per record")
+    print(f"   achieved {fmt(num('http_lat_tps'), '{:,.1f}')} tps (pgbench average latency {R.get('http_lat_pgb_lat', '?')} ms);"
+          f" {fmt(num('http_lat_view_invocations'))} invocations, {fmt(num('http_lat_sink_requests'))} requests received"
+          f" for {fmt(num('http_lat_seen'))} records ({fmt(num('http_lat_seen_distinct'))} distinct);")
+    print(f"   dispatcher CPU {fmt(num('http_lat_disp_cpu_s'), '{:.2f}')} s, sink CPU {fmt(num('http_lat_sink_cpu_s'), '{:.2f}')} s"
+          f" over {fmt(num('http_lat_wall_s'), '{:.1f}')} s; when pgbench ended {fmt(num('http_lat_behind_at_end'))} records"
+          f" were not delivered yet, all were {fmt(num('http_lat_tail_done_s'), '{:.2f}', R.get('http_lat_tail_done_s', 'n/a'))} s later")
+    latency_table((("httplatA", "A  request arrived at the sink - source COMMIT time (arrival)"),
+                   ("httplatB", "B  request arrived at the sink - NewImage.created")))
+    p99h = num("httplatA_p99")
+    print(f"   target p99 < 100 ms:   A {fmt(p99h, '{:.2f}')} ms ({verdict(None if p99h is None else p99h < 100)})")
+    print(f"   part 5 took {fmt(num('p5_wall'), '{:.0f}')} s; CPU used by other processes meanwhile {R.get('p5_other_cpu', '?')} CPU-s;"
+          f" server log: {R.get('p5_log_lines', '?')} WARNING/ERROR lines"
+          + (f" ({R.get('p5_log_first')})" if R.get("p5_log_first") else ""))
 print("=" * W)
 
 # --------------------------------------------------------------------------
@@ -342,3 +415,16 @@ if part(4):
           f" | p50 {fmt(num('esmlatA_p50'), '{:.2f}')} ms, p99 {fmt(num('esmlatA_p99'), '{:.2f}')} ms (from source commit);"
           f" p50 {fmt(num('esmlatB_p50'), '{:.2f}')} ms, p99 {fmt(num('esmlatB_p99'), '{:.2f}')} ms (from `created`) | — |"
           f" p99 < 100 ms — {mark(None if num('esmlatA_p99') is None else num('esmlatA_p99') < 100)} |")
+if part(5):
+    r1000, r1 = http.get("http_1000"), http.get("http_1")
+    print(f"| Event source mapping → HTTP function (loopback sink), BatchSize 1000, {fmt(esm_rows)} rows"
+          f" | {fmt(r1000)} records/s | no-op SQL function {fmt(http.get('http_sql1000'))}/s;"
+          f" sink with a plain client {fmt(http.get('http_base1000'))}/s"
+          f" | ≥ 50k records/s — {mark(None if r1000 is None else r1000 >= 50000)} |")
+    print(f"| Event source mapping → HTTP function, BatchSize 1, {fmt(num('http_b1_rows'))} rows"
+          f" | {fmt(r1)} records/s | no-op SQL function {fmt(http.get('http_sql1'))}/s;"
+          f" sink with a plain client {fmt(http.get('http_base1'))}/s | — |")
+    print(f"| Commit → HTTP sink at {fmt(num('esm_lat_rate'))} commits/s, BatchSize 1"
+          f" | p50 {fmt(num('httplatA_p50'), '{:.2f}')} ms, p99 {fmt(num('httplatA_p99'), '{:.2f}')} ms (from source commit);"
+          f" p50 {fmt(num('httplatB_p50'), '{:.2f}')} ms, p99 {fmt(num('httplatB_p99'), '{:.2f}')} ms (from `created`) | — |"
+          f" p99 < 100 ms — {mark(None if num('httplatA_p99') is None else num('httplatA_p99') < 100)} |")

@@ -3,7 +3,7 @@
 
     python3 test/sink/sink.py --port 8765 [--log requests.jsonl]
 
-Every POST is recorded (method, path, query, headers, body, time) and answered as
+Every POST is recorded (path, query, headers, body, time, client port) and answered as
 its query string asks, so each test chooses its faults through the URL it gives
 the HTTP function:
 
@@ -19,8 +19,19 @@ the HTTP function:
     bad_json=1        answer a body that is not JSON
     error_id=37       answer 500 when the batch holds a record whose dynamodb.Keys.id.N is 37
 
+For the benchmark (many requests, big bodies) two modes keep figures instead of requests:
+
+    quiet=1           do not record the request; count it in the path's figures (requests,
+                      records = occurrences of '{"eventID":' in the body, bytes, time of the
+                      first and last request) and keep only the first body
+    note=1            with quiet=1: also note, per record, its dynamodb.SequenceNumber, its
+                      NewImage.created.S and the time the request arrived
+
 GET /_requests?path=/p returns the recorded requests (all when path is absent) as
-a JSON array; GET /_health answers 200; POST /_reset forgets everything.
+a JSON array; GET /_stats?path=/p the figures of a quiet path as a JSON object;
+GET /_notes?path=/p the notes as CSV lines "seq,created,received" (received in
+epoch seconds); GET /_first?path=/p the first body of a quiet path; GET /_health
+answers 200; POST /_reset forgets everything.
 """
 import argparse
 import json
@@ -33,6 +44,9 @@ from urllib.parse import parse_qs, urlsplit
 LOCK = threading.Lock()
 REQUESTS = []
 COUNTS = {}
+STATS = {}   # quiet paths: path -> {"requests", "records", "bytes", "first", "last"}
+NOTES = {}   # path -> ["seq,created,received", ...]
+FIRST = {}   # quiet paths: path -> first body
 LOG = None
 
 
@@ -65,7 +79,42 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 out = [r for r in REQUESTS if path is None or r["path"] == path]
             return self._send(200, json.dumps(out).encode(), {"Content-Type": "application/json"})
+        path = first(parse_qs(url.query), "path", "")
+        if url.path == "/_stats":
+            with LOCK:
+                out = dict(STATS.get(path, {"requests": 0, "records": 0, "bytes": 0, "first": None, "last": None}))
+            return self._send(200, json.dumps(out).encode(), {"Content-Type": "application/json"})
+        if url.path == "/_notes":
+            with LOCK:
+                lines = list(NOTES.get(path, []))
+            return self._send(200, "".join(line + "\n" for line in lines).encode(), {"Content-Type": "text/csv"})
+        if url.path == "/_first":
+            with LOCK:
+                out = FIRST.get(path, b"")
+            return self._send(200, out, {"Content-Type": "application/json"})
         return self._send(404)
+
+    def _quiet(self, url, q, body):
+        now = time.time()
+        notes = []
+        if first(q, "note") == "1":
+            try:
+                for r in json.loads(body).get("Records", []):
+                    d = r.get("dynamodb", {})
+                    created = d.get("NewImage", {}).get("created", {}).get("S", "")
+                    notes.append(f"{d.get('SequenceNumber', '')},{created},{now:.6f}")
+            except (ValueError, AttributeError, TypeError):
+                pass
+        with LOCK:
+            st = STATS.setdefault(url.path, {"requests": 0, "records": 0, "bytes": 0, "first": now, "last": now})
+            st["requests"] += 1
+            st["records"] += body.count(b'{"eventID":')
+            st["bytes"] += len(body)
+            st["last"] = now
+            FIRST.setdefault(url.path, body)
+            if notes:
+                NOTES.setdefault(url.path, []).extend(notes)
+        return self._send(200)
 
     def do_POST(self):
         url = urlsplit(self.path)
@@ -75,12 +124,18 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 REQUESTS.clear()
                 COUNTS.clear()
+                STATS.clear()
+                NOTES.clear()
+                FIRST.clear()
             return self._send(200)
         q = parse_qs(url.query)
+        if first(q, "quiet") == "1":
+            return self._quiet(url, q, body)
         with LOCK:
             n = COUNTS.get(url.path, 0) + 1
             COUNTS[url.path] = n
             rec = {"path": url.path, "query": url.query, "n": n, "time": time.time(),
+                   "peer": self.client_address[1],  # the client's port: one per connection
                    "headers": {k.lower(): v for k, v in self.headers.items()},
                    "body": body.decode("utf-8", "replace")}
             REQUESTS.append(rec)

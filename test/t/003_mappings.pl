@@ -348,6 +348,31 @@ is($node->safe_psql($db, q{
 	FROM fails WHERE record->'requestContext'->>'functionArn' LIKE '%:h_age'}),
 	'RecordAgeExceeded,1,1,f,{1}', 'the old record: RecordAgeExceeded, no responseContext');
 
+# --- chained streams: a handler writes a streamed table, whose mapping runs on --
+$node->safe_psql($db, q{
+CREATE TABLE t_ch1 (id int PRIMARY KEY, v text);
+CREATE TABLE t_ch2 (id int PRIMARY KEY, src text);
+CREATE TABLE t_ch3 (id int, src text);
+SELECT streams.enable_stream('t_ch1', 'NEW_IMAGE', 2);
+SELECT streams.enable_stream('t_ch2', 'NEW_IMAGE', 2);
+CREATE FUNCTION h_ch1(e jsonb) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO t_ch2 SELECT (r #>> '{dynamodb,Keys,id,N}')::int, r #>> '{dynamodb,NewImage,v,S}'
+    FROM jsonb_array_elements(e->'Records') r
+$$;
+CREATE FUNCTION h_ch2(e jsonb) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO t_ch3 SELECT (r #>> '{dynamodb,Keys,id,N}')::int, r #>> '{dynamodb,NewImage,src,S}'
+    FROM jsonb_array_elements(e->'Records') r
+$$;
+SELECT streams.create_function('h_ch1', 'h_ch1(jsonb)');
+SELECT streams.create_function('h_ch2', 'h_ch2(jsonb)');
+});
+esm('{"EventSourceArn":"t_ch1","FunctionName":"h_ch1","StartingPosition":"TRIM_HORIZON","BatchSize":7}');
+esm('{"EventSourceArn":"t_ch2","FunctionName":"h_ch2","StartingPosition":"TRIM_HORIZON","BatchSize":7}');
+$node->safe_psql($db, q{INSERT INTO t_ch1 SELECT g, 'v' || g FROM generate_series(1, 40) g});
+ok($node->poll_query_until($db, q{SELECT count(*) = 40 FROM t_ch3}), 'chained streams: the second mapping delivers what the first handler wrote');
+is($node->safe_psql($db, q{SELECT count(DISTINCT id) || ',' || count(*) FILTER (WHERE src = 'v' || id) FROM t_ch3}), '40,40',
+	'chained streams: each row once, with the image the first handler wrote');
+
 # --- kill -9 of the dispatcher during invocations: effects exactly once --
 $node->safe_psql($db, q{
 CREATE TABLE t_k (id int PRIMARY KEY, v text);

@@ -111,6 +111,18 @@ my $ts = $req->{headers}{'x-pgs-timestamp'};
 is($req->{headers}{'x-pgs-signature'}, 'v1=' . hmac_sha256_hex("$ts.$body", $secret),
 	'signature verifies: HMAC-SHA256(secret, timestamp.body)');
 
+# Batch after batch to one URL travels over one kept-alive connection.
+$node->safe_psql($db, q{
+CREATE TABLE t_ka (id int PRIMARY KEY);
+SELECT streams.enable_stream('t_ka', 'KEYS_ONLY', 1);
+});
+http_fn('h_ka', "$base/ka");
+esm('{"EventSourceArn":"t_ka","FunctionName":"h_ka","StartingPosition":"TRIM_HORIZON","BatchSize":1}');
+$node->safe_psql($db, q{INSERT INTO t_ka SELECT generate_series(1, 5)});
+ok(wait_requests('/ka', 5), 'five batches of one record sent');
+my %peers = map { $_->{peer} => 1 } @{ requests('/ka') };
+is(scalar(keys %peers), 1, 'the dispatcher reused its connection for every request');
+
 # Secrets are never shown.
 my $shown = $node->safe_psql($db, q{
 	SELECT streams.get_function('h_ev')::text || streams.list_functions()::text
