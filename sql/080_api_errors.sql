@@ -111,6 +111,7 @@ SET ROLE regress_pgs_owner;
 SELECT pgs_try($$SELECT streams.enable_stream('err_owned', 'KEYS_ONLY', 1)$$) AS owner_enable;
 -- The stream tables themselves are not readable by others.
 SELECT pgs_try($$SELECT count(*) FROM streams.record$$) AS owner_reads_storage;
+SELECT pgs_try($$SELECT count(*) FROM streams.record_batch$$) AS owner_reads_packed_storage;
 RESET ROLE;
 SELECT pgs_arn('err_owned') AS owned_arn \gset
 SELECT pgs_shard(:'owned_arn') AS owned_shard \gset

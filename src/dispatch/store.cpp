@@ -1,12 +1,15 @@
 #include <cinttypes>
 #include <cstring>
+#include <map>
 #include <sstream>
+#include <utility>
 
 #include "boundary/spi.hpp"
 #include "dispatch/store.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/timestamp.h"
 }
 
@@ -124,28 +127,97 @@ std::vector<ShardState> LoadShards(int32_t mapping_id) {
   return shards;
 }
 
+namespace {
+
+// One stored row (streams.record_batch) unpacked, kept per shard: reading a
+// batch smaller than a row (BatchSize 1, say) serves the next batches from
+// memory instead of unpacking the same row again. Rows never change once
+// appended; `valid_from` is the position after which the row holds the next
+// record (it was read as the first row whose end lies after it).
+struct CachedRow {
+  Position valid_from;
+  Position last;
+  std::vector<Record> records;
+};
+
+std::map<std::pair<int32_t, int32_t>, CachedRow>& RowCache() {
+  static std::map<std::pair<int32_t, int32_t>, CachedRow> cache;
+  return cache;
+}
+
+// The packed arrays of the row SPI returned, as palloc'd element arrays.
+struct PackedRow {
+  int n = 0;
+  Datum* lsns = nullptr;
+  Datum* idxs = nullptr;
+  Datum* arrivals = nullptr;
+  Datum* records = nullptr;
+};
+
+// Reads the first stored row of the shard whose last record lies after `cur`;
+// false when there is none.
+bool FetchRow(int32_t stream_id, int32_t shard, Position cur, CachedRow* out) {
+  static const char* sql =
+      "SELECT b.last_lsn, b.last_idx, b.lsns, b.idxs, b.arrivals, b.records FROM streams.record_batch b"
+      " WHERE b.stream_id = $1 AND b.shard = $2 AND (b.last_lsn, b.last_idx) > ($3, $4)"
+      " ORDER BY b.last_lsn, b.last_idx LIMIT 1";
+  Oid types[4] = {INT4OID, INT4OID, INT8OID, INT4OID};
+  Datum values[4] = {Int32GetDatum(stream_id), Int32GetDatum(shard), Int64GetDatum(cur.lsn), Int32GetDatum(cur.idx)};
+  if (spi::ExecPrepared(sql, 4, types, values, nullptr, true) == 0) return false;
+  out->valid_from = cur;
+  out->last = {spi::Int64(0, 1).value_or(0), spi::Int32(0, 2).value_or(0)};
+  PackedRow row = PgCall([] {
+    PackedRow r;
+    auto column = [](int col, Oid elem, int len, bool byval, char align, Datum** elems) {
+      bool isnull;
+      Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+      if (isnull) elog(ERROR, "pg_streams: a stored row has a null array");
+      int n;
+      deconstruct_array(DatumGetArrayTypeP(d), elem, len, byval, align, elems, nullptr, &n);
+      return n;
+    };
+    r.n = column(3, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &r.lsns);
+    if (column(4, INT4OID, 4, true, TYPALIGN_INT, &r.idxs) != r.n ||
+        column(5, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &r.arrivals) != r.n ||
+        column(6, TEXTOID, -1, false, TYPALIGN_INT, &r.records) != r.n)
+      elog(ERROR, "pg_streams: a stored row has arrays of different lengths");
+    return r;
+  });
+  out->records.clear();
+  out->records.reserve(row.n);
+  for (int i = 0; i < row.n; ++i) {
+    Record rec;
+    rec.pos = {DatumGetInt64(row.lsns[i]), DatumGetInt32(row.idxs[i])};
+    rec.arrival_us = DatumGetTimestampTz(row.arrivals[i]) + kUnixToPgUs;
+    auto* t = reinterpret_cast<const varlena*>(DatumGetPointer(row.records[i]));
+    rec.text.assign(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+    out->records.push_back(std::move(rec));
+  }
+  return true;
+}
+
+}  // namespace
+
 std::vector<Record> ReadRecords(const MappingConfig& cfg, int32_t shard, Position after,
                                 std::optional<Position> upto, int limit) {
-  static const char* sql =
-      "SELECT r.lsn, r.idx, r.arrival, r.record FROM streams.record r"
-      " WHERE r.stream_id = $1 AND r.shard = $2 AND (r.lsn, r.idx) > ($3, $4) AND (r.lsn, r.idx) <= ($5, $6)"
-      "   AND r.arrival >= $7"
-      " ORDER BY r.lsn, r.idx LIMIT $8";
   Position end = upto.value_or(Position{INT64_MAX, INT32_MAX});
-  Oid types[8] = {INT4OID, INT4OID, INT8OID, INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT8OID};
-  Datum values[8] = {Int32GetDatum(cfg.stream_id), Int32GetDatum(shard), Int64GetDatum(after.lsn),
-                     Int32GetDatum(after.idx),    Int64GetDatum(end.lsn), Int32GetDatum(end.idx),
-                     TimestampTzGetDatum(cfg.start_us ? *cfg.start_us - kUnixToPgUs : DT_NOBEGIN),
-                     Int64GetDatum(limit)};
-  uint64 n = spi::ExecPrepared(sql, 8, types, values, nullptr, true);
+  int64_t start_us = cfg.start_us.value_or(INT64_MIN);
+  CachedRow& row = RowCache()[{cfg.stream_id, shard}];
   std::vector<Record> out;
-  out.reserve(n);
-  for (uint64 i = 0; i < n; ++i) {
-    Record r;
-    r.pos = {spi::Int64(i, 1).value_or(0), spi::Int32(i, 2).value_or(0)};
-    r.arrival_us = spi::Int64(i, 3).value_or(0) + kUnixToPgUs;
-    r.text = spi::Text(i, 4).value_or("");
-    out.push_back(std::move(r));
+  Position cur = after;
+  while (static_cast<int>(out.size()) < limit && cur < end) {
+    bool cached = !row.records.empty() && row.valid_from <= cur && cur < row.last;
+    if (!cached && !FetchRow(cfg.stream_id, shard, cur, &row)) {
+      row = CachedRow{};
+      break;
+    }
+    for (const Record& r : row.records) {
+      if (static_cast<int>(out.size()) >= limit || end < r.pos) break;
+      if (r.pos <= cur) continue;
+      if (r.arrival_us >= start_us) out.push_back(r);  // AT_TIMESTAMP skips older records
+    }
+    if (static_cast<int>(out.size()) >= limit) break;
+    cur = row.last;
   }
   return out;
 }

@@ -147,7 +147,7 @@ BEGIN
             greatest(1, least(3600, floor(extract(epoch FROM retention) / 24)))::integer, keys, created,
             pg_current_wal_insert_lsn(), CASE WHEN saved = '[]' THEN NULL ELSE saved END, caller)
     RETURNING stream_id INTO sid;
-    EXECUTE format('CREATE TABLE streams.%I PARTITION OF streams.record FOR VALUES IN (%s) PARTITION BY RANGE (arrival)',
+    EXECUTE format('CREATE TABLE streams.%I PARTITION OF streams.record_batch FOR VALUES IN (%s) PARTITION BY RANGE (arrival)',
                    'record_' || sid, sid);
     PERFORM streams._invalidate();
 
@@ -219,9 +219,9 @@ BEGIN
                'SequenceNumberRange', jsonb_build_object(
                    'StartingSequenceNumber', streams._seq((s.start_lsn - '0/0')::bigint, 0),
                    'EndingSequenceNumber', CASE WHEN s.status = 'DISABLED' THEN
-                       (SELECT streams._seq(r.lsn, r.idx) FROM streams.record r
-                        WHERE r.stream_id = s.stream_id AND r.shard = n
-                        ORDER BY r.lsn DESC, r.idx DESC LIMIT 1) END)))
+                       (SELECT streams._seq(b.last_lsn, b.last_idx) FROM streams.record_batch b
+                        WHERE b.stream_id = s.stream_id AND b.shard = n
+                        ORDER BY b.last_lsn DESC, b.last_idx DESC LIMIT 1) END)))
            ORDER BY n)
     INTO shards
     FROM generate_series(0, s.shard_count - 1) AS n;
@@ -330,10 +330,12 @@ BEGIN
            (array_agg(r.lsn ORDER BY r.lsn DESC, r.idx DESC))[1],
            (array_agg(r.idx ORDER BY r.lsn DESC, r.idx DESC))[1]
       INTO records, last_lsn, last_idx
-    FROM (SELECT rec.lsn, rec.idx, rec.record FROM streams.record rec
-          WHERE rec.stream_id = s.stream_id AND rec.shard = p_shard
-            AND (rec.lsn, rec.idx) > (p_lsn, p_idx)
-          ORDER BY rec.lsn, rec.idx
+    FROM (SELECT u.lsn, u.idx, u.record FROM streams.record_batch b
+          CROSS JOIN LATERAL unnest(b.lsns, b.idxs, b.records) WITH ORDINALITY AS u(lsn, idx, record, ord)
+          WHERE b.stream_id = s.stream_id AND b.shard = p_shard
+            AND (b.last_lsn, b.last_idx) > (p_lsn, p_idx)
+            AND (u.lsn, u.idx) > (p_lsn, p_idx)
+          ORDER BY b.last_lsn, b.last_idx, u.ord
           LIMIT "limit") r;
     IF records IS NOT NULL THEN
         p_lsn := last_lsn; p_idx := last_idx;

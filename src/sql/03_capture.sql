@@ -2,9 +2,10 @@
 -- Capture worker helpers (not for users)
 --------------------------------------------------------------------------
 
--- Creates the storage segments covering [lo, hi] for one stream. False when
--- the stream no longer exists (trimmed away while capture lagged behind).
-CREATE FUNCTION streams._ensure_segments(p_stream integer, lo timestamptz, hi timestamptz) RETURNS boolean
+-- Creates the storage segments covering [lo, hi] for one stream and returns
+-- their width in seconds. NULL when the stream no longer exists (trimmed away
+-- while capture lagged behind).
+CREATE FUNCTION streams._ensure_segments(p_stream integer, lo timestamptz, hi timestamptz) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     width integer;
@@ -14,7 +15,7 @@ DECLARE
 BEGIN
     SELECT bucket_seconds INTO width FROM streams.stream WHERE stream_id = p_stream;
     IF width IS NULL THEN
-        RETURN false;
+        RETURN NULL;
     END IF;
     b := floor(extract(epoch FROM lo) / width)::bigint * width;
     WHILE to_timestamp(b) <= hi LOOP
@@ -23,14 +24,14 @@ BEGIN
             name := format('record_%s_%s', p_stream, b);
             -- CREATE + ATTACH: attaching needs only SHARE UPDATE EXCLUSIVE on the
             -- stream's table, so open readers do not hold up capture.
-            EXECUTE format('CREATE TABLE streams.%I (LIKE streams.record INCLUDING ALL)', name);
+            EXECUTE format('CREATE TABLE streams.%I (LIKE streams.record_batch INCLUDING ALL)', name);
             EXECUTE format('ALTER TABLE streams.%I ATTACH PARTITION streams.%I FOR VALUES FROM (%L) TO (%L)',
                            'record_' || p_stream, name, lower, to_timestamp(b + width));
             INSERT INTO streams.segment VALUES (p_stream, lower, to_timestamp(b + width), name);
         END IF;
         b := b + width;
     END LOOP;
-    RETURN true;
+    RETURN width;
 END $$;
 
 -- Drops segments past their stream's retention, and disabled streams whose

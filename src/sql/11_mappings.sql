@@ -441,9 +441,11 @@ BEGIN
     ELSE
         -- AT_TIMESTAMP: after the last record committed before the timestamp;
         -- the dispatcher also skips any later-captured record older than it.
-        SELECT r.lsn, r.idx INTO lsn, idx FROM streams.record r
-        WHERE r.stream_id = m.stream_id AND r.shard = p_shard AND r.arrival < m.starting_timestamp
-        ORDER BY r.lsn DESC, r.idx DESC LIMIT 1;
+        SELECT u.lsn, u.idx INTO lsn, idx FROM streams.record_batch b
+        CROSS JOIN LATERAL unnest(b.lsns, b.idxs, b.arrivals) AS u(lsn, idx, arrival)
+        WHERE b.stream_id = m.stream_id AND b.shard = p_shard AND b.arrival < m.starting_timestamp
+          AND u.arrival < m.starting_timestamp
+        ORDER BY u.lsn DESC, u.idx DESC LIMIT 1;
         IF lsn IS NULL THEN
             lsn := 0; idx := -1;
         END IF;

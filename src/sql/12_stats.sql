@@ -29,9 +29,17 @@ FROM streams.event_source_mapping m
 JOIN streams.mapping_shard ms USING (mapping_id)
 LEFT JOIN streams.stream s ON s.stream_id = m.stream_id
 CROSS JOIN LATERAL (
-    SELECT count(*) AS backlog FROM streams.record r
-    WHERE r.stream_id = m.stream_id AND r.shard = ms.shard AND (r.lsn, r.idx) > (ms.ck_lsn, ms.ck_idx)
-      AND (m.starting_timestamp IS NULL OR r.arrival >= m.starting_timestamp)) b
+    -- Whole rows after the checkpoint count by n_records; the row holding the
+    -- checkpoint (and rows older than AT_TIMESTAMP) are unpacked.
+    SELECT coalesce(sum(CASE WHEN (r.first_lsn, r.first_idx) > (ms.ck_lsn, ms.ck_idx)
+                                  AND (m.starting_timestamp IS NULL OR r.arrival >= m.starting_timestamp)
+                             THEN r.n_records
+                             ELSE (SELECT count(*) FROM unnest(r.lsns, r.idxs, r.arrivals) AS u(lsn, idx, arrival)
+                                   WHERE (u.lsn, u.idx) > (ms.ck_lsn, ms.ck_idx)
+                                     AND (m.starting_timestamp IS NULL OR u.arrival >= m.starting_timestamp)) END),
+                    0)::bigint AS backlog
+    FROM streams.record_batch r
+    WHERE r.stream_id = m.stream_id AND r.shard = ms.shard AND (r.last_lsn, r.last_idx) > (ms.ck_lsn, ms.ck_idx)) b
 WHERE pg_has_role(m.owner, 'USAGE')
 GROUP BY m.mapping_id;
 COMMENT ON VIEW streams.event_source_mapping_stats IS

@@ -1,6 +1,8 @@
 // The appender: receives decoded records from its capture worker and appends
 // whole transactions, each append committing with the replication origin
 // advanced to the end of its last transaction (see capture.cpp).
+#include <malloc.h>
+
 #include "worker/batch.hpp"
 #include "worker/hooks.hpp"
 #include "worker/pipeline.hpp"
@@ -42,6 +44,10 @@ void pgs_append_main(Datum arg) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
   am_capture_worker = true;  // it wakes the capture worker itself after each append
+  // Batches of up to 16 MB are built and freed again and again: keep that
+  // memory in the process instead of mapping it anew (and faulting it in) each time.
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
   CurrentResourceOwner = ResourceOwnerCreate(nullptr, "pg_streams appender");
   dsm_segment* seg = dsm_attach(DatumGetUInt32(arg));
   if (seg == nullptr) proc_exit(0);  // the capture worker is gone already

@@ -17,6 +17,11 @@ namespace {
 
 constexpr int kMaxBatchRecords = 10000;
 constexpr Size kMaxBatchBytes = 16 * 1024 * 1024;
+// One stored row (streams.record_batch) packs at most this many records of a
+// shard, or about this many bytes of them: big enough for TOAST to compress
+// well, small enough that reading one record unpacks little.
+constexpr int kMaxRowRecords = 256;
+constexpr Size kMaxRowBytes = 512 * 1024;
 
 struct Range {
   int32 stream_id;
@@ -46,7 +51,6 @@ struct Batch {
 
 Batch batch;
 SPIPlanPtr insert_plan = nullptr;
-SPIPlanPtr insert_filtered_plan = nullptr;
 SPIPlanPtr segments_plan = nullptr;
 
 void Reset() {
@@ -132,6 +136,73 @@ bool BatchFull() { return batch.count >= kMaxBatchRecords || batch.bytes >= kMax
 bool BatchPending() { return batch.pending; }
 XLogRecPtr BatchEnd() { return batch.end_lsn; }
 
+namespace {
+
+// Orders record indexes by (stream, shard), keeping the append order (which is
+// position order) within a shard.
+int CompareByShard(const void* a, const void* b) {
+  int i = *static_cast<const int*>(a), j = *static_cast<const int*>(b);
+  int32 si = DatumGetInt32(batch.stream_ids[i]), sj = DatumGetInt32(batch.stream_ids[j]);
+  if (si != sj) return si < sj ? -1 : 1;
+  int32 hi = DatumGetInt32(batch.shards[i]), hj = DatumGetInt32(batch.shards[j]);
+  if (hi != hj) return hi < hj ? -1 : 1;
+  return i < j ? -1 : (i > j ? 1 : 0);
+}
+
+// The segment width of a stream of the batch (0: the stream is gone).
+int32 WidthOf(const int32* widths, int32 stream_id) {
+  for (int i = 0; i < batch.nstreams; ++i)
+    if (batch.ranges[i].stream_id == stream_id) return widths[i];
+  return 0;
+}
+
+int64 SegmentOf(TimestampTz t, int32 width) {
+  // Microseconds since the Unix epoch, floored to the segment width (as _ensure_segments does).
+  int64 unix_us = t + static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
+  int64 w = static_cast<int64>(width) * USECS_PER_SEC;
+  return unix_us >= 0 ? unix_us / w : -((-unix_us + w - 1) / w);
+}
+
+// Inserts records order[from, to) (one shard, one segment) as one row.
+void InsertRow(const int* order, int from, int to) {
+  int n = to - from;
+  Datum* lsns = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  Datum* idxs = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  Datum* arrivals = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  Datum* records = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  for (int k = 0; k < n; ++k) {
+    int i = order[from + k];
+    lsns[k] = batch.lsns[i];
+    idxs[k] = batch.idxs[i];
+    arrivals[k] = batch.arrivals[i];
+    records[k] = batch.records[i];
+  }
+  int first = order[from], last = order[to - 1];
+  Datum args[12] = {
+      batch.stream_ids[first],
+      batch.shards[first],
+      batch.lsns[first],
+      batch.idxs[first],
+      batch.lsns[last],
+      batch.idxs[last],
+      batch.arrivals[first],
+      Int32GetDatum(n),
+      PointerGetDatum(construct_array(lsns, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+      PointerGetDatum(construct_array(idxs, n, INT4OID, 4, true, TYPALIGN_INT)),
+      PointerGetDatum(construct_array(arrivals, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+      PointerGetDatum(construct_array(records, n, TEXTOID, -1, false, TYPALIGN_INT)),
+  };
+  int rc = SPI_execute_plan(insert_plan, args, nullptr, false, 0);
+  if (rc != SPI_OK_INSERT) elog(ERROR, "pg_streams: append failed: %s", SPI_result_code_string(rc));
+  for (int k = 8; k < 12; ++k) pfree(DatumGetPointer(args[k]));
+  pfree(lsns);
+  pfree(idxs);
+  pfree(arrivals);
+  pfree(records);
+}
+
+}  // namespace
+
 bool BatchAppend() {
   BeginWork();
   // Decoding filled the caches under historic snapshots. Appending only uses
@@ -144,40 +215,55 @@ bool BatchAppend() {
   }
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_streams: SPI_connect failed");
   if (insert_plan == nullptr) {
-    Oid types[7] = {INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
-                    INT4ARRAYOID};
-    const char* insert =
-        "INSERT INTO streams.record (stream_id, shard, lsn, idx, arrival, record) "
-        "SELECT * FROM unnest($1, $2, $3, $4, $5, $6)";
-    insert_plan = KeepPlan(insert, 6, types);
-    insert_filtered_plan = KeepPlan(psprintf("%s AS u(s) WHERE u.s <> ALL ($7)", insert), 7, types);
+    Oid types[12] = {INT4OID, INT4OID, INT8OID, INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID,
+                     INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID};
+    insert_plan = KeepPlan(
+        "INSERT INTO streams.record_batch (stream_id, shard, first_lsn, first_idx, last_lsn, last_idx, arrival, n_records,"
+        " lsns, idxs, arrivals, records) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        12, types);
     Oid seg_types[3] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
     segments_plan = KeepPlan("SELECT streams._ensure_segments($1, $2, $3)", 3, seg_types);
   }
-  // Storage segments for the batch's time range; streams that are gone
-  // (trimmed while capture lagged behind) have nowhere to go.
-  Datum* gone = static_cast<Datum*>(palloc(sizeof(Datum) * (batch.nstreams + 1)));
-  int ngone = 0;
+  // Storage segments for the batch's time range, and their width; streams
+  // that are gone (trimmed while capture lagged behind) have nowhere to go.
+  int32* widths = static_cast<int32*>(palloc(sizeof(int32) * (batch.nstreams + 1)));
   for (int i = 0; i < batch.nstreams; ++i) {
     Datum seg_args[3] = {Int32GetDatum(batch.ranges[i].stream_id), TimestampTzGetDatum(batch.ranges[i].lo),
                          TimestampTzGetDatum(batch.ranges[i].hi)};
     int rc = SPI_execute_plan(segments_plan, seg_args, nullptr, false, 1);
     bool isnull;
     if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "pg_streams: could not prepare storage segments");
-    if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-      gone[ngone++] = Int32GetDatum(batch.ranges[i].stream_id);
+    Datum w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    widths[i] = isnull ? 0 : DatumGetInt32(w);
   }
-  Datum args[7] = {
-      PointerGetDatum(construct_array(batch.stream_ids, batch.count, INT4OID, 4, true, TYPALIGN_INT)),
-      PointerGetDatum(construct_array(batch.shards, batch.count, INT4OID, 4, true, TYPALIGN_INT)),
-      PointerGetDatum(construct_array(batch.lsns, batch.count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-      PointerGetDatum(construct_array(batch.idxs, batch.count, INT4OID, 4, true, TYPALIGN_INT)),
-      PointerGetDatum(construct_array(batch.arrivals, batch.count, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-      PointerGetDatum(construct_array(batch.records, batch.count, TEXTOID, -1, false, TYPALIGN_INT)),
-      PointerGetDatum(construct_array(gone, ngone, INT4OID, 4, true, TYPALIGN_INT)),
-  };
-  int rc = SPI_execute_plan(ngone == 0 ? insert_plan : insert_filtered_plan, args, nullptr, false, 0);
-  if (rc != SPI_OK_INSERT) elog(ERROR, "pg_streams: append failed: %s", SPI_result_code_string(rc));
+  // Runs of consecutive records of one shard and one segment, cut at the
+  // row limits, each stored as one row.
+  int* order = static_cast<int*>(palloc(sizeof(int) * (batch.count + 1)));
+  for (int i = 0; i < batch.count; ++i) order[i] = i;
+  qsort(order, batch.count, sizeof(int), CompareByShard);
+  int from = 0;
+  while (from < batch.count) {
+    int i = order[from];
+    int32 stream_id = DatumGetInt32(batch.stream_ids[i]);
+    int32 width = WidthOf(widths, stream_id);
+    int to = from + 1;
+    if (width > 0) {
+      int64 segment = SegmentOf(DatumGetTimestampTz(batch.arrivals[i]), width);
+      Size bytes = VARSIZE_ANY(DatumGetPointer(batch.records[i]));
+      while (to < batch.count && to - from < kMaxRowRecords && bytes < kMaxRowBytes) {
+        int j = order[to];
+        if (DatumGetInt32(batch.stream_ids[j]) != stream_id || batch.shards[j] != batch.shards[i] ||
+            SegmentOf(DatumGetTimestampTz(batch.arrivals[j]), width) != segment)
+          break;
+        bytes += VARSIZE_ANY(DatumGetPointer(batch.records[j]));
+        ++to;
+      }
+      InsertRow(order, from, to);
+    } else {
+      while (to < batch.count && DatumGetInt32(batch.stream_ids[order[to]]) == stream_id) ++to;
+    }
+    from = to;
+  }
   SPI_finish();
   // Progress commits atomically with the records.
   replorigin_session_origin_lsn = batch.end_lsn;

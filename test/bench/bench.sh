@@ -240,7 +240,9 @@ W1_END=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
 DONE=$(Q bench -c "SELECT extract(epoch FROM bench_wait_confirmed('$SLOT', '$W1_END', 120))")
 C1=$(pgs_ticks bench)
 [ -n "$DONE" ] || { log "capture did not catch up within 120 s"; }
-read -r N1 FIRST1 <<<"$(Q bench -F ' ' -c "SELECT count(*), extract(epoch FROM min(arrival)) FROM streams.record WHERE stream_id = $SID")"
+read -r N1 FIRST1 LAST1 <<<"$(Q bench -F ' ' -c "SELECT count(*), extract(epoch FROM min(arrival)), extract(epoch FROM max(arrival)) FROM streams.record WHERE stream_id = $SID")"
+put live_src_s "$(calc "$LAST1 - $FIRST1")"   # first to last source commit: the writer's own pace
+[ -n "$DONE" ] && put live_tail_ms "$(calc "($DONE - $LAST1) * 1000")"  # last source commit -> captured
 put live_count "$N1"
 put live_gen_s "$(calc "$T1 - $T0")"
 put live_s "$(since "$DONE" "$FIRST1")"
@@ -250,7 +252,7 @@ log "   live capture: $N1 records, $(get live_s) s from first commit; decoding t
 baselines live "$W1_END"
 
 # 1b. Backlog: the workload is written while the capture worker waits on a
-# lock on streams.record; the baselines decode exactly that WAL (nothing else
+# lock on streams.record_batch; the baselines decode exactly that WAL (nothing else
 # writes), then the lock goes and the worker drains the backlog.
 Q bench -c "SELECT count(*) FROM pg_replication_slot_advance('b_pgoutput', pg_current_wal_lsn())" \
         -c "SELECT count(*) FROM pg_replication_slot_advance('b_pgstreams', pg_current_wal_lsn())" >/dev/null
@@ -258,10 +260,10 @@ Q bench -c "SELECT count(*) FROM pg_replication_slot_advance('b_pgoutput', pg_cu
 workload $((ROWS + 1)) "$DIR/w2.sql"
 Q bench -c "CHECKPOINT"
 QTIMEOUT=200 Q "dbname=bench application_name=bench_lock" \
-  -c "BEGIN; LOCK TABLE streams.record IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(180); COMMIT;" >/dev/null 2>&1 &
+  -c "BEGIN; LOCK TABLE streams.record_batch IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(180); COMMIT;" >/dev/null 2>&1 &
 LOCK_PID=$!; BG_PIDS+=("$LOCK_PID")
 for _ in $(seq 1 100); do
-  [ "$(Q bench -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'bench_lock' AND l.granted AND l.mode = 'AccessExclusiveLock' AND l.relation = 'streams.record'::regclass")" = 1 ] && break
+  [ "$(Q bench -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'bench_lock' AND l.granted AND l.mode = 'AccessExclusiveLock' AND l.relation = 'streams.record_batch'::regclass")" = 1 ] && break
   sleep 0.1
 done
 L2=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
@@ -341,7 +343,7 @@ FROM=$(calc "$LT0 + 1"); TO=$LT1
 # COMMIT record in the WAL (pg_walinspect); the source commit time is the
 # record's arrival column (the commit time decoded from the source COMMIT).
 Q bench -c "COPY (
-  WITH r AS (SELECT xmin::text::bigint AS wx, arrival FROM streams.record WHERE stream_id = $LSID AND arrival >= to_timestamp($LT0)),
+  WITH r AS (SELECT append_xid::text::bigint AS wx, arrival FROM streams.record WHERE stream_id = $LSID AND arrival >= to_timestamp($LT0)),
        c AS (SELECT xid::text::bigint AS wx, (regexp_match(description, '^([^;]+)'))[1]::timestamptz AS committed
              FROM pg_get_wal_records_info('$LL0', pg_current_wal_flush_lsn())
              WHERE resource_manager = 'Transaction' AND record_type = 'COMMIT')
