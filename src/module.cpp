@@ -2,6 +2,7 @@
 #include "boundary/guard.hpp"
 #include "worker/hooks.hpp"
 #include "worker/launcher.hpp"
+#include "worker/pipeline.hpp"
 #include "worker/shmem.hpp"
 
 extern "C" {
@@ -50,6 +51,11 @@ void _PG_init(void) {
   DefineCustomIntVariable("pg_streams.slot_wait_timeout",
                           "Seconds enable_stream waits for the capture worker to create its slot.", nullptr,
                           &slot_wait_seconds, 30, 0, 3600, PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pg_streams.append_delay",
+                          "Milliseconds the capture lets decoded transactions gather before appending them to "
+                          "the stream: fewer, bigger appends; at most this much more latency.",
+                          nullptr, &pgs::worker::append_delay_ms, 5, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                          nullptr, nullptr);
   DefineCustomStringVariable("pg_streams.http_allowed_hosts",
                              "Comma-separated host names HTTP targets may use; empty allows any host.", nullptr,
                              &http_allowed_hosts, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);

@@ -20,6 +20,12 @@ constexpr uint64 kTocShared = 1;
 constexpr uint64 kTocQueue = 2;
 constexpr Size kQueueSize = 16 * 1024 * 1024;
 
+// pg_streams.append_delay (milliseconds): how long the appender lets decoded
+// transactions gather before appending them, once one is ready. Fewer, bigger
+// appends cost less (one commit and WAL flush each) and add at most this much
+// latency.
+extern int append_delay_ms;
+
 struct PipelineShared {
   Oid dbid;
   RepOriginId origin;                // the appender's session origin
