@@ -53,6 +53,21 @@ Batch batch;
 SPIPlanPtr insert_plan = nullptr;
 SPIPlanPtr segments_plan = nullptr;
 
+// Segments known to exist, per stream: appends whose time range lies inside
+// skip the call to _ensure_segments. An entry is trusted for one second after
+// it was checked, and only for records committed less than a second ago: no
+// retention is shorter than a second, so trimming cannot have dropped their
+// segment meanwhile.
+struct KnownSegments {
+  int32 stream_id;
+  int32 width;
+  TimestampTz lo, hi;  // [lo, hi) is covered by existing segments
+  TimestampTz checked_at;
+};
+constexpr int kKnownStreams = 64;
+KnownSegments known[kKnownStreams];
+int n_known = 0;
+
 void Reset() {
   MemoryContextReset(batch.cxt);
   MemoryContext old = MemoryContextSwitchTo(batch.cxt);
@@ -201,6 +216,34 @@ void InsertRow(const int* order, int from, int to) {
   pfree(records);
 }
 
+// The segment width of a stream whose range [lo, hi] lies in segments known
+// to exist (0: not known, ask _ensure_segments).
+int32 KnownWidth(const Range& r, TimestampTz now) {
+  for (int k = 0; k < n_known; ++k) {
+    const KnownSegments& e = known[k];
+    if (e.stream_id == r.stream_id)
+      return now - e.checked_at < USECS_PER_SEC && r.lo > now - USECS_PER_SEC && e.lo <= r.lo && r.hi < e.hi
+                 ? e.width
+                 : 0;
+  }
+  return 0;
+}
+
+// Remembers that the segments of [r.lo, r.hi] exist (whole segments of width).
+void NoteKnown(const Range& r, int32 width, TimestampTz now) {
+  int64 w = static_cast<int64>(width) * USECS_PER_SEC;
+  int64 offset = static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
+  TimestampTz lo = SegmentOf(r.lo, width) * w - offset;
+  TimestampTz hi = (SegmentOf(r.hi, width) + 1) * w - offset;
+  int k = 0;
+  while (k < n_known && known[k].stream_id != r.stream_id) ++k;
+  if (k == n_known) {
+    if (n_known == kKnownStreams) return;
+    ++n_known;
+  }
+  known[k] = KnownSegments{r.stream_id, width, lo, hi, now};
+}
+
 }  // namespace
 
 bool BatchAppend() {
@@ -227,14 +270,18 @@ bool BatchAppend() {
   // Storage segments for the batch's time range, and their width; streams
   // that are gone (trimmed while capture lagged behind) have nowhere to go.
   int32* widths = static_cast<int32*>(palloc(sizeof(int32) * (batch.nstreams + 1)));
+  TimestampTz now = GetCurrentTimestamp();
   for (int i = 0; i < batch.nstreams; ++i) {
-    Datum seg_args[3] = {Int32GetDatum(batch.ranges[i].stream_id), TimestampTzGetDatum(batch.ranges[i].lo),
-                         TimestampTzGetDatum(batch.ranges[i].hi)};
+    const Range& r = batch.ranges[i];
+    widths[i] = KnownWidth(r, now);
+    if (widths[i] > 0) continue;
+    Datum seg_args[3] = {Int32GetDatum(r.stream_id), TimestampTzGetDatum(r.lo), TimestampTzGetDatum(r.hi)};
     int rc = SPI_execute_plan(segments_plan, seg_args, nullptr, false, 1);
     bool isnull;
     if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "pg_streams: could not prepare storage segments");
     Datum w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     widths[i] = isnull ? 0 : DatumGetInt32(w);
+    if (widths[i] > 0) NoteKnown(r, widths[i], now);
   }
   // Runs of consecutive records of one shard and one segment, cut at the
   // row limits, each stored as one row.
