@@ -54,7 +54,7 @@ void _PG_init(void) {
   DefineCustomIntVariable("pg_streams.append_delay",
                           "Milliseconds the capture lets decoded transactions gather before appending them to "
                           "the stream: fewer, bigger appends; at most this much more latency.",
-                          nullptr, &pgs::worker::append_delay_ms, 5, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                          nullptr, &pgs::worker::append_delay_ms, 20, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
                           nullptr, nullptr);
   DefineCustomStringVariable("pg_streams.http_allowed_hosts",
                              "Comma-separated host names HTTP targets may use; empty allows any host.", nullptr,

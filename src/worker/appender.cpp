@@ -24,7 +24,7 @@ extern "C" {
 
 namespace pgs::worker {
 
-int append_delay_ms = 5;
+int append_delay_ms = 20;
 
 namespace {
 

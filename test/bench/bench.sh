@@ -31,7 +31,8 @@
 # transactions of BENCH_ROWS/BENCH_TXNS rows as in part 1), BENCH_ESM_LAT_SECONDS
 # (= BENCH_LAT_SECONDS), BENCH_ESM_LAT_RATE (= BENCH_LAT_RATE; parts 4c and 5c),
 # BENCH_SINK_PORT (5511), BENCH_HTTP_B1_ROWS (20000; part 5b), BENCH_PARTS ("1 2 3 4 5":
-# the parts to run), KEEP=1 (leave the cluster running).
+# the parts to run), BENCH_CONF (extra postgresql.conf lines, e.g. "pg_streams.append_delay = 20"),
+# KEEP=1 (leave the cluster running).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -175,6 +176,7 @@ max_wal_size = 8GB
 checkpoint_timeout = 30min
 timezone = 'UTC'
 log_min_messages = warning
+${BENCH_CONF:-}
 CONF
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
 Q postgres -c "CREATE DATABASE bench" -c "CREATE DATABASE pgb"
