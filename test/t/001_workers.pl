@@ -110,5 +110,45 @@ $node->safe_psql('d2', q{INSERT INTO q SELECT generate_series(1, 3)});
 ok($node->poll_query_until('d2', q{SELECT count(*) = 3 FROM streams.record}),
 	'new stream captured after the extension was re-created');
 
+# Packed storage: 1,000 records of one transaction in one shard are stored as
+# rows of at most 256 records, compressed, and read back in order by paging.
+$node->safe_psql('d2', q{
+CREATE TABLE pk (id int PRIMARY KEY, v text);
+SELECT streams.enable_stream('pk', 'NEW_IMAGE', 1);
+INSERT INTO pk SELECT g, repeat('payload ', 20) || g FROM generate_series(1, 1000) g;
+});
+ok($node->poll_query_until('d2', q{
+	SELECT count(*) = 1000 FROM streams.record r JOIN streams.stream s USING (stream_id) WHERE s.relid = 'pk'::regclass}),
+	'1,000 records captured');
+is($node->safe_psql('d2', q{
+	SELECT count(*) || ',' || max(n_records) || ',' || sum(n_records) || ',' || bool_and(n_records = cardinality(records))
+	FROM streams.record_batch b JOIN streams.stream s USING (stream_id) WHERE s.relid = 'pk'::regclass}),
+	'4,256,1000,true', 'stored as 4 rows of at most 256 records');
+ok($node->safe_psql('d2', q{
+	SELECT sum(pg_column_size(records)) * 3 < sum(octet_length(array_to_string(records, '')))
+	FROM streams.record_batch b JOIN streams.stream s USING (stream_id) WHERE s.relid = 'pk'::regclass}) eq 't',
+	'the stored records are compressed');
+my $pk_arn = $node->safe_psql('d2', q{SELECT stream_arn FROM streams.stream WHERE relid = 'pk'::regclass});
+my $pk_shard = $node->safe_psql('d2', qq{
+	SELECT streams.describe_stream('$pk_arn')->'StreamDescription'->'Shards'->0->>'ShardId'});
+$node->safe_psql('d2', q{
+CREATE FUNCTION read_all(arn text, shard text, page_size int) RETURNS int[] LANGUAGE plpgsql AS $$
+DECLARE
+    it   text := streams.get_shard_iterator(arn, shard, 'TRIM_HORIZON');
+    page jsonb;
+    ids  int[] := '{}';
+BEGIN
+    LOOP
+        page := streams.get_records(it, page_size);
+        EXIT WHEN jsonb_array_length(page->'Records') = 0;
+        ids := ids || ARRAY(SELECT (r #>> '{dynamodb,Keys,id,N}')::int FROM jsonb_array_elements(page->'Records') r);
+        it := page->>'NextShardIterator';
+    END LOOP;
+    RETURN ids;
+END $$;
+});
+is($node->safe_psql('d2', qq{SELECT read_all('$pk_arn', '$pk_shard', 7) = ARRAY(SELECT generate_series(1, 1000))}), 't',
+	'get_records pages of 7 read the 1,000 records in order, across stored rows, once each');
+
 $node->stop;
 done_testing();
