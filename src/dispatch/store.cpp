@@ -1,4 +1,3 @@
-#include <cinttypes>
 #include <cstring>
 #include <map>
 #include <sstream>
