@@ -52,8 +52,8 @@ void _PG_init(void) {
                           "Seconds enable_stream waits for the capture worker to create its slot.", nullptr,
                           &slot_wait_seconds, 30, 0, 3600, PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pg_streams.append_delay",
-                          "Milliseconds the capture lets decoded transactions gather before appending them to "
-                          "the stream: fewer, bigger appends; at most this much more latency.",
+                          "Milliseconds the capture worker lets commits gather, once woken, before decoding "
+                          "and appending them: fewer, bigger appends; at most this much more latency.",
                           nullptr, &pgs::worker::append_delay_ms, 20, 0, 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
                           nullptr, nullptr);
   DefineCustomStringVariable("pg_streams.http_allowed_hosts",

@@ -24,8 +24,6 @@ extern "C" {
 
 namespace pgs::worker {
 
-int append_delay_ms = 20;
-
 namespace {
 
 PipelineShared* shared = nullptr;
@@ -69,44 +67,21 @@ void pgs_append_main(Datum arg) {
   replorigin_session_origin = shared->origin;
   BatchInit();
 
-  // Appends happen when the batch is full; or once the oldest transaction not
-  // yet appended has waited append_delay_ms (at least 1 ms, so that a queue
-  // that never runs empty still sees regular appends); or, with no delay,
-  // as soon as the queue runs empty.
-  TimestampTz pending_since = 0;  // when the oldest unappended transaction was complete
   for (;;) {
     CHECK_FOR_INTERRUPTS();
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
     }
-    if (!BatchPending())
-      pending_since = 0;
-    else if (pending_since == 0)
-      pending_since = GetCurrentTimestamp();
+    // Block only when nothing is ready to be appended; append once the queue
+    // runs empty (the capture worker flushes it at the end of each pass).
     bool ready = BatchPending() && BatchAtTransactionEnd();
-    long left = 0;
-    if (ready) {
-      int64 waited_us = GetCurrentTimestamp() - pending_since;
-      if (waited_us >= int64{Max(append_delay_ms, 1)} * 1000) {
-        AppendAndReport();
-        continue;
-      }
-      left = static_cast<long>((int64{append_delay_ms} * 1000 - waited_us + 999) / 1000);
-    }
-    // Block only when nothing is ready to be appended.
     Size nbytes;
     void* data;
     shm_mq_result res = shm_mq_receive(mqh, &nbytes, &data, ready);
     if (res == SHM_MQ_DETACHED) proc_exit(0);  // the capture worker stopped
     if (res == SHM_MQ_WOULD_BLOCK) {
-      if (left <= 0) {
-        AppendAndReport();
-        continue;
-      }
-      // The queue's sender sets our latch when it writes.
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
-      ResetLatch(MyLatch);
+      AppendAndReport();
       continue;
     }
     auto kind = *static_cast<MessageKind*>(data);
@@ -115,6 +90,8 @@ void pgs_append_main(Datum arg) {
       memcpy(&m, data, sizeof(m));
       BatchAdd(m.stream_id, m.shard, m.commit_lsn, m.change_index, m.commit_time,
                static_cast<const char*>(data) + sizeof(m), static_cast<int>(nbytes - sizeof(m)));
+    } else if (kind == MessageKind::kFlush && nbytes == 1) {
+      // the end of a decoding pass: nothing to do
     } else if (kind == MessageKind::kCommit && nbytes == sizeof(CommitMessage)) {
       CommitMessage m;
       memcpy(&m, data, sizeof(m));

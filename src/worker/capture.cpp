@@ -43,6 +43,9 @@ extern "C" {
 }
 
 namespace pgs::worker {
+
+int append_delay_ms = 20;
+
 namespace {
 
 constexpr long kMaxSleepMs = 1000;  // commits without synchronous_commit wake nobody
@@ -57,6 +60,7 @@ shm_mq_handle* queue = nullptr;
 XLogRecPtr last_sent_end = InvalidXLogRecPtr;  // end of the last transaction sent with records
 int open_records = 0;                            // records sent of the transaction being decoded
 int pass_records = 0;
+bool unflushed = false;                          // messages sent that the appender cannot see yet
 
 void Send(shm_mq_iovec* iov, int n, bool flush) {
   shm_mq_result res = shm_mq_sendv(queue, iov, n, false, flush);
@@ -76,12 +80,22 @@ void SinkCommit(void*, XLogRecPtr end_lsn, TimestampTz commit_time, bool catalog
   if (open_records == 0) return;  // nothing of this transaction to append
   CommitMessage m{MessageKind::kCommit, catalog_changes, end_lsn, commit_time};
   shm_mq_iovec iov[1] = {{reinterpret_cast<const char*>(&m), sizeof(m)}};
-  Send(iov, 1, true);
+  Send(iov, 1, false);
+  unflushed = true;
   last_sent_end = end_lsn;
   open_records = 0;
 }
 
 decoder::CaptureSink sink{SinkAppend, SinkCommit, nullptr, InvalidRepOriginId};
+
+// Ends a decoding pass: what was sent becomes visible to the appender.
+void FlushToAppender() {
+  if (!unflushed) return;
+  MessageKind kind = MessageKind::kFlush;
+  shm_mq_iovec iov[1] = {{reinterpret_cast<const char*>(&kind), 1}};
+  Send(iov, 1, true);
+  unflushed = false;
+}
 
 // Reads WAL up to the flush pointer; waits (on the latch) only when a record
 // is not completely flushed yet.
@@ -272,6 +286,8 @@ void pgs_capture_main(Datum arg) {
       if (record != nullptr) LogicalDecodingProcessRecord(ctx, ctx->reader);
       CHECK_FOR_INTERRUPTS();
     }
+    FlushToAppender();
+    bool caught_up = ctx->reader->EndRecPtr >= flush;  // the pass reached what was flushed when it began
 
     // Let the slot release WAL and catalog rows up to what is in the stream:
     // everything decoded once the appender has caught up with what was sent.
@@ -289,10 +305,18 @@ void pgs_capture_main(Datum arg) {
       next_reconcile = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), soon ? 1000 : kMaxTrimIntervalMs);
     }
 
-    if (ctx->reader->EndRecPtr >= GetFlushRecPtr(nullptr)) {
-      long sleep_ms = Min(kMaxSleepMs, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_trim) + 1);
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms, PG_WAIT_EXTENSION);
-      ResetLatch(MyLatch);
+    if (caught_up) {
+      if (ctx->reader->EndRecPtr >= GetFlushRecPtr(nullptr)) {
+        long sleep_ms = Min(kMaxSleepMs, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_trim) + 1);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+      }
+      // New commits: let more gather before decoding them. The latch is not
+      // waited on meanwhile, so committers setting it send no signal.
+      if (append_delay_ms > 0 && ctx->reader->EndRecPtr < GetFlushRecPtr(nullptr)) {
+        (void)WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, append_delay_ms, PG_WAIT_EXTENSION);
+        CHECK_FOR_INTERRUPTS();
+      }
     }
   }
 }

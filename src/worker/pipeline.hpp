@@ -20,10 +20,11 @@ constexpr uint64 kTocShared = 1;
 constexpr uint64 kTocQueue = 2;
 constexpr Size kQueueSize = 16 * 1024 * 1024;
 
-// pg_streams.append_delay (milliseconds): how long the appender lets decoded
-// transactions gather before appending them, once one is ready. Fewer, bigger
-// appends cost less (one commit and WAL flush each) and add at most this much
-// latency.
+// pg_streams.append_delay (milliseconds): once woken by a commit, the capture
+// worker lets commits gather this long before it decodes them and hands them
+// to the appender in one go. Fewer, bigger appends cost less (one commit and
+// WAL flush each), committers and the capture worker signal and wake each
+// other less often, and latency grows by at most this much.
 extern int append_delay_ms;
 
 struct PipelineShared {
@@ -33,7 +34,9 @@ struct PipelineShared {
   Latch* capture_latch;              // set after each append
 };
 
-enum class MessageKind : uint8 { kRecord = 1, kCommit = 2 };
+// kFlush (the kind byte alone) ends a decoding pass: the queue is flushed to the
+// appender only then, so the appender sees the pass's transactions at once.
+enum class MessageKind : uint8 { kRecord = 1, kCommit = 2, kFlush = 3 };
 
 // A record message is this header followed by the record's JSON text.
 struct RecordMessage {
