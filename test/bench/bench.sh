@@ -26,7 +26,8 @@
 #      BatchSize 1 (test/bench/part5_http.sh). Runs before part 3.
 #
 # Knobs (environment): BENCH_PORT (5510), BENCH_ROWS (200000), BENCH_TXNS (400),
-# BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (20, per run; 6 runs),
+# BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (20, per run),
+# BENCH_PGB_ROUNDS (2: runs per configuration, in the order A B C, C B A, A B C, ...),
 # BENCH_PGB_SCALE (10), BENCH_ESM_ROWS (= BENCH_ROWS; rows per part 4a/4b measurement, in
 # transactions of BENCH_ROWS/BENCH_TXNS rows as in part 1), BENCH_ESM_LAT_SECONDS
 # (= BENCH_LAT_SECONDS), BENCH_ESM_LAT_RATE (= BENCH_LAT_RATE; parts 4c and 5c),
@@ -43,6 +44,7 @@ TXNS=${BENCH_TXNS:-400}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
 LAT_RATE=${BENCH_LAT_RATE:-1000}
 PGB_SECONDS=${BENCH_PGB_SECONDS:-20}
+PGB_ROUNDS=${BENCH_PGB_ROUNDS:-2}
 PGB_SCALE=${BENCH_PGB_SCALE:-10}
 PARTS=" ${BENCH_PARTS:-1 2 3 4 5} "
 PER_TXN=$((ROWS / TXNS))
@@ -678,8 +680,13 @@ pgb_config() {  # pgb_config TAG ROUND
   esac
   pgb_run "$1" "$2"
 }
-pgb_config noext 1; pgb_config idle 1; pgb_config on 1
-pgb_config on 2; pgb_config idle 2; pgb_config noext 2
+for ((r = 1; r <= PGB_ROUNDS; r++)); do
+  if ((r % 2)); then
+    pgb_config noext "$r"; pgb_config idle "$r"; pgb_config on "$r"
+  else
+    pgb_config on "$r"; pgb_config idle "$r"; pgb_config noext "$r"
+  fi
+done
 fi  # part 3
 
 ###########################################################################
@@ -688,7 +695,7 @@ fi  # part 3
 put parts "$PARTS"; put rows "$ROWS"; put txns "$TXNS"; put per_txn "$PER_TXN"
 put esm_rows "$ESM_ROWS"; put esm_per_txn "$PER_TXN"; put esm_txns "$ESM_TXNS"; put esm_lat_seconds "$ESM_LAT_SECONDS"; put esm_lat_rate "$ESM_LAT_RATE"
 put lat_seconds "$LAT_SECONDS"; put lat_rate "$LAT_RATE"
-put pgb_seconds "$PGB_SECONDS"; put pgb_scale "$PGB_SCALE"; put have_w2j "$HAVE_W2J"
+put pgb_seconds "$PGB_SECONDS"; put pgb_rounds "$PGB_ROUNDS"; put pgb_scale "$PGB_SCALE"; put have_w2j "$HAVE_W2J"
 put load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 put build "installed pg_streams.so md5 ${SO_ID% *} built ${SO_ID#* }; repo HEAD $GIT_ID with $GIT_DIRTY modified tracked files"
 [ "$(so_id)" = "$SO_ID" ] || put build_changed "the installed pg_streams.so was replaced during the run (the cluster kept the one it loaded at start)"

@@ -154,37 +154,51 @@ if part(2):
 # --------------------------------------------------------------------------
 if part(3):
     print()
+    rounds = int(R.get("pgb_rounds", "2"))
+    runs = range(1, rounds + 1)
     print(f"3. WRITE TPS   pgbench TPC-B (default script), scale {R.get('pgb_scale')}, -c 4 -j 2 -T {R.get('pgb_seconds')} -n,"
-          " twice per configuration, in the order A B C C B A;")
+          f" {rounds} runs per configuration, in the order A B C, C B A, ...;")
     print("   every run starts from a fresh pgbench -i (pgbench_history gets an id bigserial PRIMARY KEY),"
           " VACUUM ANALYZE, CHECKPOINT")
 
 
+    def values(key):
+        return [x for x in (num(f"{key}_{n}") for n in runs) if x is not None]
+
+
     def mean(key):
-        v = [num(f"{key}_{n}") for n in (1, 2)]
-        v = [x for x in v if x is not None]
+        v = values(key)
         return sum(v) / len(v) if v else None
 
 
-    print(f"   {'configuration':<50}{'tps run 1':>10}{'run 2':>9}{'mean':>9}{'lat ms':>8}{'WAL KB/tx':>10}"
+    def median(key):
+        v = sorted(values(key))
+        if not v:
+            return None
+        m = len(v) // 2
+        return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
+
+
+    print(f"   {'configuration':<50}{'tps per run':>{max(12, 9 * rounds)}}{'median':>9}{'lat ms':>8}{'WAL KB/tx':>10}"
           f"{'pg_streams CPU s':>17}{'overhead':>10}")
 
 
     def wal_per_txn(tag):
         v = [num(f"pgb_{tag}_wal_mb_{n}") * 1024 / num(f"pgb_{tag}_txns_{n}")
-             for n in (1, 2) if num(f"pgb_{tag}_wal_mb_{n}") and num(f"pgb_{tag}_txns_{n}")]
+             for n in runs if num(f"pgb_{tag}_wal_mb_{n}") and num(f"pgb_{tag}_txns_{n}")]
         return sum(v) / len(v) if v else None
-    base = mean("pgb_noext_tps")
+    base = median("pgb_noext_tps")
     for tag, label in (("noext", "A  extension not installed (baseline)"),
                        ("idle", "B  extension installed, no stream"),
                        ("on", "C  streams on the 4 tables, NEW_AND_OLD_IMAGES")):
-        tps = mean(f"pgb_{tag}_tps")
+        tps = median(f"pgb_{tag}_tps")
         ov = None if tps is None or not base else (base - tps) / base * 100
-        print(f"   {label:<50}{fmt(num(f'pgb_{tag}_tps_1'), '{:,.1f}'):>10}{fmt(num(f'pgb_{tag}_tps_2'), '{:,.1f}'):>9}"
+        per_run = " ".join(fmt(num(f"pgb_{tag}_tps_{n}")) for n in runs)
+        print(f"   {label:<50}{per_run:>{max(12, 9 * rounds)}}"
               f"{fmt(tps, '{:,.1f}'):>9}{fmt(mean(f'pgb_{tag}_lat'), '{:.2f}'):>8}{fmt(wal_per_txn(tag), '{:,.1f}'):>10}"
               f"{fmt(mean(f'pgb_{tag}_cpu_s') if tag != 'noext' else None, '{:.2f}', '-'):>17}"
               f"{'' if tag == 'noext' else fmt(ov, '{:+.1f} %'):>10}")
-    for n in (1, 2):
+    for n in runs:
         print(f"   C run {n}: {fmt(num(f'pgb_on_records_{n}'))} records (average {fmt(num(f'pgb_on_record_bytes_{n}'))} bytes)"
               f" for {fmt(num(f'pgb_on_txns_{n}'))} transactions;"
               f" capture backlog at the end of the run {R.get(f'pgb_on_lag_mb_{n}', '?')} MB of WAL,"
@@ -192,19 +206,19 @@ if part(3):
     print("   per run: CPU used by other processes on the machine (not this cluster, not pgbench), WAL fsyncs")
     print("   (pg_stat_wal.wal_sync), and what the pgbench backends were doing (pg_stat_activity every 50 ms):")
     for tag, short in (("noext", "A"), ("idle", "B"), ("on", "C")):
-        for n in (1, 2):
+        for n in runs:
             print(f"   {short} run {n}: other load {R.get(f'pgb_{tag}_other_{n}', '?')} CPU-s; {fmt(num(f'pgb_{tag}_walsync_{n}'))} fsyncs;"
                   f" {R.get(f'pgb_{tag}_waits_{n}', '?')}")
     print("   before each B and C run the capture worker was let finish decoding pgbench -i (a 1-transaction COPY"
           " it must spill to disk):")
-    print("   " + ", ".join(f"{t} run {n} {fmt(num(f'pgb_{t}_catchup_s_{n}'), '{:.1f}', R.get(f'pgb_{t}_catchup_s_{n}', '?'))} s" for t in ("idle", "on") for n in (1, 2))
+    print("   " + ", ".join(f"{t} run {n} {fmt(num(f'pgb_{t}_catchup_s_{n}'), '{:.1f}', R.get(f'pgb_{t}_catchup_s_{n}', '?'))} s" for t in ("idle", "on") for n in runs)
           + " after VACUUM + CHECKPOINT")
-    on, idle = mean("pgb_on_tps"), mean("pgb_idle_tps")
+    on, idle = median("pgb_on_tps"), median("pgb_idle_tps")
     ov_on = None if on is None or not base else (base - on) / base * 100
     print(f"   target write overhead <= 5 %:   C {fmt(ov_on, '{:+.1f} %')} vs A"
           f" ({verdict(None if ov_on is None else ov_on <= 5)})"
           + (f";  C {fmt((idle - on) / idle * 100, '{:+.1f} %')} vs B" if on and idle else ""))
-    print("   overhead = (baseline tps - tps) / baseline tps, on the means; WAL KB/tx = WAL written during the run per")
+    print("   overhead = (baseline tps - tps) / baseline tps, on the medians; WAL KB/tx = WAL written during the run per")
     print("   pgbench transaction, including what the capture appends;")
     print("   'pg_streams CPU s' is the CPU the capture processes used during the run, out of"
           f" {R.get('cpus', '?')} x {R.get('pgb_seconds')} s")
