@@ -28,6 +28,7 @@
 # Knobs (environment): BENCH_PORT (5510), BENCH_ROWS (200000), BENCH_TXNS (400),
 # BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (20, per run),
 # BENCH_PGB_ROUNDS (2: runs per configuration, in the order A B C, C B A, A B C, ...),
+# BENCH_PGB_VIEW (NEW_AND_OLD_IMAGES: the view type of part 3's streams),
 # BENCH_PGB_SCALE (10), BENCH_ESM_ROWS (= BENCH_ROWS; rows per part 4a/4b measurement, in
 # transactions of BENCH_ROWS/BENCH_TXNS rows as in part 1), BENCH_ESM_LAT_SECONDS
 # (= BENCH_LAT_SECONDS), BENCH_ESM_LAT_RATE (= BENCH_LAT_RATE; parts 4c and 5c),
@@ -45,6 +46,7 @@ LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
 LAT_RATE=${BENCH_LAT_RATE:-1000}
 PGB_SECONDS=${BENCH_PGB_SECONDS:-20}
 PGB_ROUNDS=${BENCH_PGB_ROUNDS:-2}
+PGB_VIEW=${BENCH_PGB_VIEW:-NEW_AND_OLD_IMAGES}
 PGB_SCALE=${BENCH_PGB_SCALE:-10}
 PARTS=" ${BENCH_PARTS:-1 2 3 4 5} "
 PER_TXN=$((ROWS / TXNS))
@@ -675,7 +677,7 @@ pgb_config() {  # pgb_config TAG ROUND
     on)
       ext_on; pgb_init
       for t in pgbench_accounts pgbench_branches pgbench_tellers pgbench_history; do
-        Q pgb -c "SELECT streams.enable_stream('$t', 'NEW_AND_OLD_IMAGES', 4)" >/dev/null
+        Q pgb -c "SELECT streams.enable_stream('$t', '$PGB_VIEW', 4)" >/dev/null
       done ;;
   esac
   pgb_run "$1" "$2"
@@ -695,7 +697,7 @@ fi  # part 3
 put parts "$PARTS"; put rows "$ROWS"; put txns "$TXNS"; put per_txn "$PER_TXN"
 put esm_rows "$ESM_ROWS"; put esm_per_txn "$PER_TXN"; put esm_txns "$ESM_TXNS"; put esm_lat_seconds "$ESM_LAT_SECONDS"; put esm_lat_rate "$ESM_LAT_RATE"
 put lat_seconds "$LAT_SECONDS"; put lat_rate "$LAT_RATE"
-put pgb_seconds "$PGB_SECONDS"; put pgb_rounds "$PGB_ROUNDS"; put pgb_scale "$PGB_SCALE"; put have_w2j "$HAVE_W2J"
+put pgb_seconds "$PGB_SECONDS"; put pgb_rounds "$PGB_ROUNDS"; put pgb_view "$PGB_VIEW"; put pgb_scale "$PGB_SCALE"; put have_w2j "$HAVE_W2J"
 put load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 put build "installed pg_streams.so md5 ${SO_ID% *} built ${SO_ID#* }; repo HEAD $GIT_ID with $GIT_DIRTY modified tracked files"
 [ "$(so_id)" = "$SO_ID" ] || put build_changed "the installed pg_streams.so was replaced during the run (the cluster kept the one it loaded at start)"

@@ -190,7 +190,7 @@ if part(3):
     base = median("pgb_noext_tps")
     for tag, label in (("noext", "A  extension not installed (baseline)"),
                        ("idle", "B  extension installed, no stream"),
-                       ("on", "C  streams on the 4 tables, NEW_AND_OLD_IMAGES")):
+                       ("on", f"C  streams on the 4 tables, {R.get('pgb_view', 'NEW_AND_OLD_IMAGES')}")):
         tps = median(f"pgb_{tag}_tps")
         ov = None if tps is None or not base else (base - tps) / base * 100
         per_run = " ".join(fmt(num(f"pgb_{tag}_tps_{n}")) for n in runs)
@@ -417,7 +417,7 @@ if part(2):
           f" p50 {fmt(num('latB_p50'), '{:.2f}')} ms, p99 {fmt(num('latB_p99'), '{:.2f}')} ms (poller) | — |"
           f" p99 < 50 ms — {mark(None if num('latA_p99') is None else num('latA_p99') < 50)} |")
 if part(3):
-    print(f"| pgbench TPC-B, scale {R.get('pgb_scale')}, 4 clients, streams on all 4 tables (NEW_AND_OLD_IMAGES)"
+    print(f"| pgbench TPC-B, scale {R.get('pgb_scale')}, 4 clients, streams on all 4 tables ({R.get('pgb_view', 'NEW_AND_OLD_IMAGES')})"
           f" | {fmt(on)} tps | {fmt(base)} tps without the extension ({fmt(-ov_on if ov_on is not None else None, '{:+.1f} %')}),"
           f" {fmt(idle)} tps installed without streams | ≤ 5 % — {mark(None if ov_on is None else ov_on <= 5)} |")
 if part(4):
