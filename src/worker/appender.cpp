@@ -23,7 +23,6 @@ extern "C" {
 }
 
 namespace pgs::worker {
-
 namespace {
 
 PipelineShared* shared = nullptr;

@@ -171,9 +171,13 @@ int32 WidthOf(const int32* widths, int32 stream_id) {
   return 0;
 }
 
+// PostgreSQL's epoch (2000-01-01) in microseconds after the Unix epoch.
+constexpr int64 kPgEpochUnixUs = int64{POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE} * SECS_PER_DAY * USECS_PER_SEC;
+
+// The segment of a commit time: seconds since the Unix epoch floored to the
+// segment width (as _ensure_segments does), counted in widths.
 int64 SegmentOf(TimestampTz t, int32 width) {
-  // Microseconds since the Unix epoch, floored to the segment width (as _ensure_segments does).
-  int64 unix_us = t + static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
+  int64 unix_us = t + kPgEpochUnixUs;
   int64 w = static_cast<int64>(width) * USECS_PER_SEC;
   return unix_us >= 0 ? unix_us / w : -((-unix_us + w - 1) / w);
 }
@@ -232,9 +236,8 @@ int32 KnownWidth(const Range& r, TimestampTz now) {
 // Remembers that the segments of [r.lo, r.hi] exist (whole segments of width).
 void NoteKnown(const Range& r, int32 width, TimestampTz now) {
   int64 w = static_cast<int64>(width) * USECS_PER_SEC;
-  int64 offset = static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC;
-  TimestampTz lo = SegmentOf(r.lo, width) * w - offset;
-  TimestampTz hi = (SegmentOf(r.hi, width) + 1) * w - offset;
+  TimestampTz lo = SegmentOf(r.lo, width) * w - kPgEpochUnixUs;
+  TimestampTz hi = (SegmentOf(r.hi, width) + 1) * w - kPgEpochUnixUs;
   int k = 0;
   while (k < n_known && known[k].stream_id != r.stream_id) ++k;
   if (k == n_known) {

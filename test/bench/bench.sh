@@ -527,7 +527,7 @@ read -r M_LAT U_LAT <<<"$(lat_mapping esm_lat_items esm_lat)"
 c0=$(pgs_ticks bench 'pg_streams dispatch'); k0=$(pgs_ticks bench 'pg_streams (capture|append)')
 # What the dispatcher waits on, sampled every 10 ms from 1 s in.
 QTIMEOUT=$((ESM_LAT_SECONDS + 60)) Q bench -c "SELECT pg_sleep(1)" \
-  -c "CALL bench_waits_of('bench', 'pg_streams dispatch', greatest($ESM_LAT_SECONDS - 2, 1), 0.01)" > "$DIR/esm_lat_waits" 2>/dev/null &
+  -c "CALL bench_waits('bench', 'pg_streams dispatch', NULL, greatest($ESM_LAT_SECONDS - 2, 1), 0.01)" > "$DIR/esm_lat_waits" 2>/dev/null &
 WPID=$!; BG_PIDS+=("$WPID")
 ET0=$(date +%s.%N)
 timeout $((ESM_LAT_SECONDS + 60)) runuser -u postgres -- "$PGBIN/pgbench" -n -M prepared -c 4 -j 2 -T "$ESM_LAT_SECONDS" \
@@ -641,7 +641,7 @@ pgb_run() {  # pgb_run TAG ROUND: vacuum, checkpoint, run, record figures
   l0=$(Q pgb -c "SELECT pg_current_wal_insert_lsn()")
   w0=$(Q pgb -F ' ' -c "SELECT wal_write, wal_sync FROM pg_stat_wal")
   # Wait events of the pgbench backends, sampled every 50 ms from 1 s in.
-  QTIMEOUT=$((PGB_SECONDS + 60)) Q pgb -c "SELECT pg_sleep(1)" -c "CALL bench_waits('pgb', $PGB_SECONDS - 2, 0.05)" \
+  QTIMEOUT=$((PGB_SECONDS + 60)) Q pgb -c "SELECT pg_sleep(1)" -c "CALL bench_waits('pgb', 'client backend', 'pgbench', $PGB_SECONDS - 2, 0.05)" \
     > "$DIR/waits_${tag}_$n" 2>/dev/null &
   wpid=$!; BG_PIDS+=("$wpid")
   out=$(timeout $((PGB_SECONDS + 120)) runuser -u postgres -- "$PGBIN/pgbench" -n -c 4 -j 2 -T "$PGB_SECONDS" \

@@ -73,10 +73,12 @@ BEGIN
     RETURN QUERY SELECT NULL::timestamptz, clock_timestamp(), polls;
 END $$;
 
--- What the backends of a pgbench run wait on: samples pg_stat_activity every
--- interval_s for `seconds` and counts, per backend and sample, the wait event
--- ('CPU' when active without a wait event). Writes nothing.
-CREATE PROCEDURE bench_waits(db name, seconds double precision, interval_s double precision,
+-- What the processes of backend_type `btype` in database `db` (and, when
+-- `app` is given, of that application_name) wait on: samples pg_stat_activity
+-- every interval_s for `seconds` and counts, per process and sample, the wait
+-- event ('CPU' when active without a wait event). Writes nothing. Result:
+-- "wait count" lines.
+CREATE PROCEDURE bench_waits(db name, btype text, app text, seconds double precision, interval_s double precision,
                              INOUT result text DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -87,7 +89,7 @@ BEGIN
         seen := seen || ARRAY(
             SELECT CASE WHEN a.wait_event IS NULL THEN 'CPU' ELSE a.wait_event_type || ':' || a.wait_event END
             FROM pg_stat_activity a
-            WHERE a.datname = db AND a.application_name = 'pgbench' AND a.backend_type = 'client backend');
+            WHERE a.datname = db AND a.backend_type = btype AND (app IS NULL OR a.application_name = app));
         -- No snapshot held between samples: a sampler that kept one for the
         -- whole run would keep pgbench's dead row versions from being pruned
         -- and slow it down.
@@ -143,24 +145,3 @@ BEGIN
     samples := array_to_string(lines, E'\n');
 END $$;
 
--- What the processes of backend_type `btype` in database `db` wait on (part
--- 4: the dispatcher): like bench_waits. Result: "wait count" lines.
-CREATE PROCEDURE bench_waits_of(db name, btype text, seconds double precision, interval_s double precision,
-                                INOUT result text DEFAULT NULL)
-LANGUAGE plpgsql AS $$
-DECLARE
-    stop  timestamptz := clock_timestamp() + make_interval(secs => seconds);
-    seen  text[] := '{}';
-BEGIN
-    WHILE clock_timestamp() < stop LOOP
-        seen := seen || ARRAY(
-            SELECT CASE WHEN a.wait_event IS NULL THEN 'CPU' ELSE a.wait_event_type || ':' || a.wait_event END
-            FROM pg_stat_activity a
-            WHERE a.datname = db AND a.backend_type = btype);
-        COMMIT;
-        PERFORM pg_sleep(interval_s);
-        COMMIT;
-    END LOOP;
-    SELECT string_agg(w || ' ' || n, E'\n' ORDER BY n DESC) INTO result
-    FROM (SELECT w, count(*) AS n FROM unnest(seen) AS w GROUP BY w) s;
-END $$;
