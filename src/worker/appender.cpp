@@ -9,6 +9,7 @@
 #include "worker/shmem.hpp"
 
 extern "C" {
+#include "access/xact.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -30,7 +31,10 @@ PipelineShared* shared = nullptr;
 void AppendAndReport() {
   // The extension is gone: stop; the capture worker cleans up.
   if (!BatchAppend()) proc_exit(0);
-  pg_atomic_write_u64(&shared->appended_upto, BatchEnd());
+  SpinLockAcquire(&shared->mutex);
+  shared->appended_upto = BatchEnd();
+  shared->append_commit_end = XactLastCommitEnd;
+  SpinLockRelease(&shared->mutex);
   SetLatch(shared->capture_latch);  // the slot may advance
   WakeDispatchers(shared->dbid);     // new records to deliver
 }
@@ -62,6 +66,10 @@ void pgs_append_main(Datum arg) {
   pgstat_report_appname("pg_streams append");
   // A batch (up to 16 MB of records) is unnested in memory, not in temp files.
   SetConfigOption("work_mem", "65536", PGC_SUSET, PGC_S_OVERRIDE);
+  // No WAL flush per append: the capture worker moves the slot only past
+  // appends that are flushed (a crash loses an unflushed append together with
+  // its origin progress, and decoding restarts before it).
+  SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
   replorigin_session_setup(shared->origin);
   replorigin_session_origin = shared->origin;
   BatchInit();

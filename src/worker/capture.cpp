@@ -117,6 +117,32 @@ int PageRead(XLogReaderState* state, XLogRecPtr target_page, int req_len, XLogRe
   return count;
 }
 
+// How far the slot may move: up to the end of the last flushed append, or to
+// all that was decoded if that append holds everything sent to the appender.
+// An append not flushed yet is remembered and taken once it is.
+XLogRecPtr DurablyAppended(XLogRecPtr decoded) {
+  static XLogRecPtr durable_upto = InvalidXLogRecPtr;
+  static XLogRecPtr waiting_upto = InvalidXLogRecPtr;
+  static XLogRecPtr waiting_commit = InvalidXLogRecPtr;
+  SpinLockAcquire(&pipeline->mutex);
+  XLogRecPtr upto = pipeline->appended_upto;
+  XLogRecPtr commit = pipeline->append_commit_end;
+  SpinLockRelease(&pipeline->mutex);
+  XLogRecPtr flushed = GetFlushRecPtr(nullptr);
+  if (waiting_upto != InvalidXLogRecPtr && waiting_commit <= flushed) {
+    durable_upto = Max(durable_upto, waiting_upto);
+    waiting_upto = InvalidXLogRecPtr;
+  }
+  if (commit <= flushed) {
+    durable_upto = Max(durable_upto, upto);
+  } else if (upto > durable_upto) {
+    waiting_upto = upto;
+    waiting_commit = commit;
+  }
+  if (durable_upto < upto) return durable_upto;
+  return durable_upto >= last_sent_end && open_records == 0 ? decoded : durable_upto;
+}
+
 void NoWrite(LogicalDecodingContext*, XLogRecPtr, TransactionId, bool) {}
 
 // The extension is gone from this database: drop the slot and the origin.
@@ -197,7 +223,9 @@ void StartAppender(RepOriginId origin, XLogRecPtr progress) {
   pipeline = static_cast<PipelineShared*>(shm_toc_allocate(toc, sizeof(PipelineShared)));
   pipeline->dbid = my_dbid;
   pipeline->origin = origin;
-  pg_atomic_init_u64(&pipeline->appended_upto, progress);
+  SpinLockInit(&pipeline->mutex);
+  pipeline->appended_upto = progress;
+  pipeline->append_commit_end = InvalidXLogRecPtr;
   pipeline->capture_latch = MyLatch;
   shm_toc_insert(toc, kTocShared, pipeline);
   shm_mq* mq = shm_mq_create(shm_toc_allocate(toc, kQueueSize), kQueueSize);
@@ -291,8 +319,7 @@ void pgs_capture_main(Datum arg) {
 
     // Let the slot release WAL and catalog rows up to what is in the stream:
     // everything decoded once the appender has caught up with what was sent.
-    XLogRecPtr appended = pg_atomic_read_u64(&pipeline->appended_upto);
-    XLogRecPtr safe = appended >= last_sent_end && open_records == 0 ? ctx->reader->EndRecPtr : appended;
+    XLogRecPtr safe = DurablyAppended(ctx->reader->EndRecPtr);
     if (safe > confirmed) {
       LogicalConfirmReceivedLocation(safe);
       confirmed = safe;

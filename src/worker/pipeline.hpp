@@ -8,9 +8,9 @@
 extern "C" {
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
-#include "port/atomics.h"
 #include "replication/origin.h"
 #include "storage/latch.h"
+#include "storage/spin.h"
 }
 
 namespace pgs::worker {
@@ -23,14 +23,20 @@ constexpr Size kQueueSize = 16 * 1024 * 1024;
 // pg_streams.append_delay (milliseconds): once woken by a commit, the capture
 // worker lets commits gather this long before it decodes them and hands them
 // to the appender in one go. Fewer, bigger appends cost less (one commit and
-// WAL flush each), committers and the capture worker signal and wake each
+// transaction each), committers and the capture worker signal and wake each
 // other less often, and latency grows by at most this much.
 extern int append_delay_ms;
 
 struct PipelineShared {
   Oid dbid;
   RepOriginId origin;                // the appender's session origin
-  pg_atomic_uint64 appended_upto;    // end LSN of the last transaction committed to the stream
+  // The last append: the end LSN of its last source transaction, and the end
+  // of its own commit record. The appender commits asynchronously (its
+  // commits would otherwise flush WAL once each): the slot may move past a
+  // source transaction only once the append holding it is flushed.
+  slock_t mutex;
+  XLogRecPtr appended_upto;
+  XLogRecPtr append_commit_end;
   Latch* capture_latch;              // set after each append
 };
 

@@ -27,7 +27,7 @@
 #
 # Knobs (environment): BENCH_PORT (5510), BENCH_ROWS (200000), BENCH_TXNS (400),
 # BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (20, per run),
-# BENCH_PGB_ROUNDS (2: runs per configuration, in the order A B C, C B A, A B C, ...),
+# BENCH_PGB_ROUNDS (4: runs per configuration, in the order A B C, C B A, A B C, ...),
 # BENCH_PGB_VIEW (NEW_AND_OLD_IMAGES: the view type of part 3's streams),
 # BENCH_PGB_SCALE (10), BENCH_ESM_ROWS (= BENCH_ROWS; rows per part 4a/4b measurement, in
 # transactions of BENCH_ROWS/BENCH_TXNS rows as in part 1), BENCH_ESM_LAT_SECONDS
@@ -45,7 +45,7 @@ TXNS=${BENCH_TXNS:-400}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-20}
 LAT_RATE=${BENCH_LAT_RATE:-1000}
 PGB_SECONDS=${BENCH_PGB_SECONDS:-20}
-PGB_ROUNDS=${BENCH_PGB_ROUNDS:-2}
+PGB_ROUNDS=${BENCH_PGB_ROUNDS:-4}
 PGB_VIEW=${BENCH_PGB_VIEW:-NEW_AND_OLD_IMAGES}
 PGB_SCALE=${BENCH_PGB_SCALE:-10}
 PARTS=" ${BENCH_PARTS:-1 2 3 4 5} "
