@@ -98,15 +98,26 @@ void FlushToAppender() {
 }
 
 // Reads WAL up to the flush pointer; waits (on the latch) only when a record
-// is not completely flushed yet.
+// is not completely flushed yet. Decoding starts only on records that begin
+// before the flush pointer, so the rest of such a record is written or being
+// written: the writers' commits (or the WAL writer) flush it soon; if none
+// did within append_delay, the worker flushes it itself (asynchronous commits,
+// the appender's among them, would otherwise hold it up for wal_writer_delay).
 int PageRead(XLogReaderState* state, XLogRecPtr target_page, int req_len, XLogRecPtr, char* cur_page) {
   XLogRecPtr loc = target_page + req_len;
   XLogRecPtr read_upto;
   TimeLineID tli;
+  TimestampTz waiting_since = 0;
   for (;;) {
     read_upto = GetFlushRecPtr(&tli);
     XLogReadDetermineTimeline(state, target_page, req_len, tli);
     if (loc <= read_upto) break;
+    TimestampTz now = GetCurrentTimestamp();
+    if (waiting_since == 0) waiting_since = now;
+    if (TimestampDifferenceExceeds(waiting_since, now, append_delay_ms)) {
+      XLogRecPtr written = GetXLogInsertRecPtr();
+      if (written > read_upto) XLogFlush(Min(loc, written));
+    }
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
@@ -141,6 +152,14 @@ XLogRecPtr DurablyAppended(XLogRecPtr decoded) {
   }
   if (durable_upto < upto) return durable_upto;
   return durable_upto >= last_sent_end && open_records == 0 ? decoded : durable_upto;
+}
+
+// The end of the last append's commit record if it is not flushed yet.
+XLogRecPtr UnflushedAppend() {
+  SpinLockAcquire(&pipeline->mutex);
+  XLogRecPtr commit = pipeline->append_commit_end;
+  SpinLockRelease(&pipeline->mutex);
+  return commit > GetFlushRecPtr(nullptr) ? commit : InvalidXLogRecPtr;
 }
 
 void NoWrite(LogicalDecodingContext*, XLogRecPtr, TransactionId, bool) {}
@@ -333,14 +352,24 @@ void pgs_capture_main(Datum arg) {
     }
 
     if (caught_up) {
+      bool flushed_append = false;
       if (ctx->reader->EndRecPtr >= GetFlushRecPtr(nullptr)) {
+        // Under load, the writers' commits flush the last append soon; when
+        // no commit comes within append_delay, flush it here, so that the
+        // slot (and whoever waits for it) need not wait for the WAL writer.
+        XLogRecPtr unflushed = UnflushedAppend();
         long sleep_ms = Min(kMaxSleepMs, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_trim) + 1);
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms, PG_WAIT_EXTENSION);
+        if (unflushed != InvalidXLogRecPtr) sleep_ms = Min(sleep_ms, append_delay_ms);
+        int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
+        if ((rc & WL_TIMEOUT) && unflushed != InvalidXLogRecPtr && unflushed > GetFlushRecPtr(nullptr)) {
+          XLogFlush(unflushed);
+          flushed_append = true;
+        }
       }
       // New commits: let more gather before decoding them. The latch is not
       // waited on meanwhile, so committers setting it send no signal.
-      if (append_delay_ms > 0 && ctx->reader->EndRecPtr < GetFlushRecPtr(nullptr)) {
+      if (!flushed_append && append_delay_ms > 0 && ctx->reader->EndRecPtr < GetFlushRecPtr(nullptr)) {
         (void)WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, append_delay_ms, PG_WAIT_EXTENSION);
         CHECK_FOR_INTERRUPTS();
       }

@@ -123,5 +123,68 @@ is($node->safe_psql('postgres', q{
 	 WHERE (lsn, idx) <= (plsn, pidx)}),
 	'0', 'sequence numbers strictly increase within each shard');
 
+# Appends commit asynchronously. An append that is not flushed when the
+# server stops is lost with its origin progress: the slot must not have moved
+# past its source transaction, and the record comes back after the restart.
+# The WAL writer flushes every 10 s here and the capture worker flushes an
+# append itself after pg_streams.append_delay (1 s here) without commits, so
+# an append stays unflushed for about a second; an attempt whose append got
+# flushed anyway is repeated.
+$node->safe_psql('postgres', q{
+	CREATE TABLE late (id int PRIMARY KEY, note text);
+	CREATE TABLE nudge (id int);
+	ALTER SYSTEM SET wal_writer_delay = '10s';
+	ALTER SYSTEM SET pg_streams.append_delay = '1s';
+	SELECT pg_reload_conf();
+});
+$node->safe_psql('postgres', q{SELECT streams.enable_stream('late', 'NEW_IMAGE', 1)});
+my $late_record = q{
+	SELECT r.record::jsonb->>'eventID'
+	  FROM streams.record r JOIN streams.stream s USING (stream_id)
+	 WHERE s.relid = 'late'::regclass AND (r.record::jsonb->'dynamodb'->'Keys'->'id'->>'N')::int = %d};
+my ($lost, $slot_behind) = (0, 0);
+for my $k (1 .. 6)
+{
+	# An asynchronous commit: the WAL writer wakes and flushes it, and then
+	# waits wal_writer_delay before it flushes again.
+	$node->safe_psql('postgres', 'SET synchronous_commit = off; INSERT INTO nudge VALUES (1)');
+	my $before = $node->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+	$node->safe_psql('postgres', "INSERT INTO late VALUES ($k, 'row $k')");
+	$node->poll_query_until('postgres', sprintf($late_record, $k) =~ s/SELECT .*?FROM/SELECT count(*) = 1 FROM/sr)
+		or die "record $k not captured";
+	sleep 0.2;    # time for the capture worker to confirm what it may
+	my $id1 = $node->safe_psql('postgres', sprintf($late_record, $k));
+	my $slot = $node->safe_psql('postgres', qq{
+		SELECT confirmed_flush_lsn <= '$before' FROM pg_replication_slots WHERE slot_name LIKE 'pg_streams_%'});
+	my $offset = -s $node->logfile;
+	$node->stop('immediate');
+	$node->start;
+	# Where capture starts again: the end of the last source transaction in a
+	# durable append.
+	my $started;
+	for (1 .. 300)
+	{
+		last if ($started) = slurp_file($node->logfile, $offset) =~ /capture started from ([0-9A-F]+\/[0-9A-F]+)/;
+		sleep 0.1;
+	}
+	die 'capture did not start again' unless defined $started;
+	$node->poll_query_until('postgres', sprintf($late_record, $k) =~ s/SELECT .*?FROM/SELECT count(*) >= 1 FROM/sr)
+		or die "record $k not back after restart";
+	my $id2 = $node->safe_psql('postgres', sprintf($late_record, $k));
+	# The append was flushed before the stop: try again.
+	next if $node->safe_psql('postgres', "SELECT '$started'::pg_lsn > '$before'::pg_lsn") eq 't';
+	$lost = $k;
+	$slot_behind = $slot eq 't';
+	is($id2, $id1, 'a lost append is appended again with the same eventID');
+	last;
+}
+ok($lost, 'an append was lost in an immediate shutdown (test precondition)');
+ok($slot_behind, 'the slot had not moved past the source transaction of an unflushed append');
+sleep 1;
+is($node->safe_psql('postgres', q{
+	SELECT count(*) = count(DISTINCT r.record::jsonb->>'eventID') AND count(*) = (SELECT count(*) FROM late)
+	  FROM streams.record r JOIN streams.stream s USING (stream_id) WHERE s.relid = 'late'::regclass}),
+	't', 'each committed row of late is in the stream exactly once');
+
 $node->stop;
 done_testing();
