@@ -24,7 +24,9 @@ BEGIN
             name := format('record_%s_%s', p_stream, b);
             -- CREATE + ATTACH: attaching needs only SHARE UPDATE EXCLUSIVE on the
             -- stream's table, so open readers do not hold up capture.
-            EXECUTE format('CREATE TABLE streams.%I (LIKE streams.record_batch INCLUDING ALL)', name);
+            -- Rows up to 4080 bytes (two per page) stay in the row, compressed
+            -- by the appender; only bigger ones go to the TOAST table.
+            EXECUTE format('CREATE TABLE streams.%I (LIKE streams.record_batch INCLUDING ALL) WITH (toast_tuple_target = 4080)', name);
             EXECUTE format('ALTER TABLE streams.%I ATTACH PARTITION streams.%I FOR VALUES FROM (%L) TO (%L)',
                            'record_' || p_stream, name, lower, to_timestamp(b + width));
             INSERT INTO streams.segment VALUES (p_stream, lower, to_timestamp(b + width), name);

@@ -4,6 +4,7 @@
 #include "worker/work.hpp"
 
 extern "C" {
+#include "access/toast_internals.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "replication/origin.h"
@@ -183,6 +184,22 @@ int64 SegmentOf(TimestampTz t, int32 width) {
 }
 
 // Inserts records order[from, to) (one shard, one segment) as one row.
+// The records array, compressed whatever its size: TOAST would compress only
+// rows over 2 kB, and then store most of them out of line. The segments keep
+// rows up to toast_tuple_target (4080 bytes) in the row itself, and readers
+// decompress such an array like any compressed value.
+Datum PackedRecords(Datum* records, int n) {
+  Datum array = PointerGetDatum(construct_array(records, n, TEXTOID, -1, false, TYPALIGN_INT));
+#ifdef USE_LZ4
+  Datum packed = toast_compress_datum(array, TOAST_LZ4_COMPRESSION);
+#else
+  Datum packed = toast_compress_datum(array, TOAST_PGLZ_COMPRESSION);
+#endif
+  if (DatumGetPointer(packed) == nullptr) return array;  // incompressible
+  pfree(DatumGetPointer(array));
+  return packed;
+}
+
 void InsertRow(const int* order, int from, int to) {
   int n = to - from;
   Datum* lsns = static_cast<Datum*>(palloc(sizeof(Datum) * n));
@@ -209,7 +226,7 @@ void InsertRow(const int* order, int from, int to) {
       PointerGetDatum(construct_array(lsns, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
       PointerGetDatum(construct_array(idxs, n, INT4OID, 4, true, TYPALIGN_INT)),
       PointerGetDatum(construct_array(arrivals, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-      PointerGetDatum(construct_array(records, n, TEXTOID, -1, false, TYPALIGN_INT)),
+      PackedRecords(records, n),
   };
   int rc = SPI_execute_plan(insert_plan, args, nullptr, false, 0);
   if (rc != SPI_OK_INSERT) elog(ERROR, "pg_streams: append failed: %s", SPI_result_code_string(rc));

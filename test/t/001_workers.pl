@@ -128,6 +128,26 @@ ok($node->safe_psql('d2', q{
 	SELECT sum(pg_column_size(records)) * 3 < sum(octet_length(array_to_string(records, '')))
 	FROM streams.record_batch b JOIN streams.stream s USING (stream_id) WHERE s.relid = 'pk'::regclass}) eq 't',
 	'the stored records are compressed');
+# A row of one small record (under TOAST's 2 kB threshold) is compressed too,
+# kept in the row itself, and reads back as it was written.
+$node->safe_psql('d2', q{
+CREATE TABLE small (id int PRIMARY KEY, v text);
+SELECT streams.enable_stream('small', 'NEW_IMAGE', 1);
+INSERT INTO small VALUES (1, 'abc abc abc abc abc abc abc abc abc abc');
+});
+ok($node->poll_query_until('d2', q{
+	SELECT count(*) = 1 FROM streams.record r JOIN streams.stream s USING (stream_id) WHERE s.relid = 'small'::regclass}),
+	'small record captured');
+is($node->safe_psql('d2', q{
+	SELECT pg_column_compression(records) IS NOT NULL AND pg_column_size(records) < octet_length(records[1])
+	       AND records[1]::jsonb #>> '{dynamodb,NewImage,v,S}' = 'abc abc abc abc abc abc abc abc abc abc'
+	FROM streams.record_batch b JOIN streams.stream s USING (stream_id) WHERE s.relid = 'small'::regclass}),
+	't', 'a one-record row is stored compressed and reads back intact');
+is($node->safe_psql('d2', q{
+	SELECT sum(pg_relation_size(c.reltoastrelid)) FROM streams.segment g JOIN pg_class c
+	    ON c.oid = format('streams.%I', g.relname)::regclass
+	 WHERE g.stream_id = (SELECT stream_id FROM streams.stream WHERE relid = 'small'::regclass)}),
+	'0', 'and stays in the row, not in the TOAST table');
 my $pk_arn = $node->safe_psql('d2', q{SELECT stream_arn FROM streams.stream WHERE relid = 'pk'::regclass});
 my $pk_shard = $node->safe_psql('d2', qq{
 	SELECT streams.describe_stream('$pk_arn')->'StreamDescription'->'Shards'->0->>'ShardId'});
