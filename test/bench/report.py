@@ -141,8 +141,8 @@ if part(2):
     latency_table((("latA", "A  worker's COMMIT record time - source COMMIT time  (WAL, 1 us)"),
                    ("latB", "B  poller: first snapshot showing it - source COMMIT time")))
     print("      A: commit time of the transaction that appended the record, read from its COMMIT record with")
-    print("         pg_walinspect, minus the record's arrival (the source COMMIT record's time). Exact, but stops")
-    print("         short of the append's WAL flush (~0.3 ms here) after which the records are visible.")
+    print("         pg_walinspect, minus the record's arrival (the source COMMIT record's time). Exact: appends")
+    print("         commit without waiting for a WAL flush, so the records are visible from that moment.")
     print(f"      B: a server-side loop (plpgsql, fresh snapshot per query) polling streams.record every"
           f" {fmt(num('latB_interval_ms'), '{:.2f}')} ms on average;")
     print("         the time stamped is taken before the snapshot in which the record first appears, so B")
