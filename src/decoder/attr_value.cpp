@@ -9,6 +9,7 @@ extern "C" {
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
@@ -22,6 +23,7 @@ enum class Kind { kBool, kInteger, kNumber, kBytea, kText, kJson, kJsonb, kArray
 struct TypeInfo {
   Oid typid;  // hash key
   Kind kind;
+  Oid base;  // the type, or the base type of a domain
   FmgrInfo out;
   Oid elemtype;
   int16 elmlen;
@@ -63,6 +65,7 @@ const TypeInfo* LookupType(Oid typid) {
   t.typid = typid;
   Oid base = getBaseType(typid);
   t.kind = KindOf(base);
+  t.base = base;
   Oid outfn;
   bool varlena;
   PG_TRY();
@@ -101,6 +104,23 @@ long AppendNumberText(StringInfo out, const char* text) {
   appendBinaryStringInfo(out, text, static_cast<int>(sv.size()));
   appendBinaryStringInfo(out, "\"}", 2);
   return mapping::NumberSizeBytes(sv);
+}
+
+// An integer column: formatted here rather than through its output function
+// (the most common key and attribute type; always a valid N).
+long AppendInteger(StringInfo out, Oid base, Datum value) {
+  char text[MAXINT8LEN + 1];
+  int len;
+  switch (base) {
+    case INT2OID: len = pg_itoa(DatumGetInt16(value), text); break;
+    case INT4OID: len = pg_ltoa(DatumGetInt32(value), text); break;
+    case INT8OID: len = pg_lltoa(DatumGetInt64(value), text); break;
+    default: len = pg_ulltoa_n(DatumGetObjectId(value), text); text[len] = '\0'; break;
+  }
+  appendBinaryStringInfo(out, "{\"N\":\"", 6);
+  appendBinaryStringInfo(out, text, len);
+  appendBinaryStringInfo(out, "\"}", 2);
+  return mapping::NumberSizeBytes(std::string_view(text, len));
 }
 
 long AppendJsonbScalar(StringInfo out, const JsonbValue* v) {
@@ -311,6 +331,7 @@ long AppendAttrValue(StringInfo out, Oid typid, Datum value, bool isnull) {
       appendStringInfoString(out, DatumGetBool(value) ? "{\"BOOL\":true}" : "{\"BOOL\":false}");
       return 1;
     case Kind::kInteger:
+      return AppendInteger(out, t->base, value);
     case Kind::kNumber:
       return AppendNumberText(out, OutputFunctionCall(const_cast<FmgrInfo*>(&t->out), value));
     case Kind::kBytea: {

@@ -6,6 +6,7 @@
 extern "C" {
 #include "access/detoast.h"
 #include "access/htup_details.h"
+#include "utils/builtins.h"
 #include "utils/timestamp.h"
 }
 
@@ -115,23 +116,36 @@ void AppendRecord(StringInfo out, const StreamInfo* info, const RecordParts& par
   if (commit_time < 0 && commit_time % USECS_PER_SEC != 0) --epoch_seconds;
   long size = parts.keys_size + (parts.new_image ? parts.new_size : 0) + (parts.old_image ? parts.old_size : 0);
 
-  appendStringInfo(out, "{\"eventID\":\"%s\",\"eventName\":\"%s\",\"eventVersion\":\"1.1\","
-                        "\"eventSource\":\"aws:dynamodb\",\"awsRegion\":",
-                   event_id, parts.event_name);
+  // Pieces of fixed text and integers written directly: this runs for every
+  // change, and format strings cost more than the rest of the envelope.
+#define APPEND_LITERAL(s) appendBinaryStringInfo(out, s, sizeof(s) - 1)
+  char num[MAXINT8LEN + 1];
+  APPEND_LITERAL("{\"eventID\":\"");
+  appendBinaryStringInfo(out, event_id, mapping::kEventIdLength);
+  APPEND_LITERAL("\",\"eventName\":\"");
+  appendStringInfoString(out, parts.event_name);
+  APPEND_LITERAL("\",\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\",\"awsRegion\":");
   AppendJsonString(out, info->region, static_cast<int>(strlen(info->region)));
-  appendStringInfo(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":" INT64_FORMAT ".0,\"Keys\":",
-                   epoch_seconds);
+  APPEND_LITERAL(",\"dynamodb\":{\"ApproximateCreationDateTime\":");
+  appendBinaryStringInfo(out, num, pg_lltoa(epoch_seconds, num));
+  APPEND_LITERAL(".0,\"Keys\":");
   appendBinaryStringInfo(out, parts.keys->data, parts.keys->len);
   if (parts.new_image != nullptr) {
-    appendStringInfoString(out, ",\"NewImage\":");
+    APPEND_LITERAL(",\"NewImage\":");
     appendBinaryStringInfo(out, parts.new_image->data, parts.new_image->len);
   }
   if (parts.old_image != nullptr) {
-    appendStringInfoString(out, ",\"OldImage\":");
+    APPEND_LITERAL(",\"OldImage\":");
     appendBinaryStringInfo(out, parts.old_image->data, parts.old_image->len);
   }
-  appendStringInfo(out, ",\"SequenceNumber\":\"%s\",\"SizeBytes\":%ld,\"StreamViewType\":\"%s\"},\"eventSourceARN\":",
-                   seq, size, info->view_name);
+  APPEND_LITERAL(",\"SequenceNumber\":\"");
+  appendBinaryStringInfo(out, seq, mapping::kSequenceNumberLength);
+  APPEND_LITERAL("\",\"SizeBytes\":");
+  appendBinaryStringInfo(out, num, pg_lltoa(size, num));
+  APPEND_LITERAL(",\"StreamViewType\":\"");
+  appendStringInfoString(out, info->view_name);
+  APPEND_LITERAL("\"},\"eventSourceARN\":");
+#undef APPEND_LITERAL
   AppendJsonString(out, info->arn, static_cast<int>(strlen(info->arn)));
   appendStringInfoCharMacro(out, '}');
 }

@@ -1,6 +1,5 @@
 #include "mapping/ids.hpp"
 
-#include <cstdio>
 
 namespace pgs::mapping {
 namespace {
@@ -15,18 +14,42 @@ uint64_t Mix64(uint64_t z) {
 
 }  // namespace
 
+namespace {
+
+// Writes the last `width` decimal digits of v, zero-padded, ending at end.
+void Decimal(uint64_t v, int width, char* end) noexcept {
+  for (int i = 1; i <= width; ++i) {
+    end[-i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+}
+
+void Hex16(uint64_t v, char* out) noexcept {
+  static const char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i) {
+    out[i] = kHex[v & 15];
+    v >>= 4;
+  }
+}
+
+}  // namespace
+
 void FormatSequenceNumber(uint64_t commit_lsn, uint32_t change_index,
                           char out[kSequenceNumberLength + 1]) noexcept {
-  std::snprintf(out, kSequenceNumberLength + 1, "1%020llu%010u",
-                static_cast<unsigned long long>(commit_lsn), change_index);
+  // "1", the LSN in 20 digits (2^64 has 20), the index in 10 (2^32 has 10).
+  out[0] = '1';
+  Decimal(commit_lsn, 20, out + 21);
+  Decimal(change_index, 10, out + 31);
+  out[kSequenceNumberLength] = '\0';
 }
 
 void FormatEventId(uint64_t system_id, uint64_t commit_lsn, uint32_t change_index,
                    char out[kEventIdLength + 1]) noexcept {
   uint64_t a = Mix64(system_id ^ Mix64(commit_lsn ^ Mix64(change_index)));
   uint64_t b = Mix64(a ^ commit_lsn ^ (static_cast<uint64_t>(change_index) << 32) ^ 0x5bd1e995ULL);
-  std::snprintf(out, kEventIdLength + 1, "%016llx%016llx", static_cast<unsigned long long>(a),
-                static_cast<unsigned long long>(b));
+  Hex16(a, out);
+  Hex16(b, out + 16);
+  out[kEventIdLength] = '\0';
 }
 
 uint32_t ShardOfKeys(const char* keys_json, int len, uint32_t shard_count) noexcept {
