@@ -27,7 +27,7 @@
 #
 # Knobs (environment): BENCH_PORT (5510), BENCH_ROWS (200000), BENCH_TXNS (400),
 # BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (20, per run),
-# BENCH_PGB_ROUNDS (4: runs per configuration, in the order A B C, C B A, A B C, ...),
+# BENCH_PGB_ROUNDS (4: runs per configuration, in the order A F B C, C B F A, ...),
 # BENCH_PGB_VIEW (NEW_AND_OLD_IMAGES: the view type of part 3's streams),
 # BENCH_PGB_SCALE (10), BENCH_ESM_ROWS (= BENCH_ROWS; rows per part 4a/4b measurement, in
 # transactions of BENCH_ROWS/BENCH_TXNS rows as in part 1), BENCH_ESM_LAT_SECONDS
@@ -592,12 +592,16 @@ fi  # part 5
 ###########################################################################
 # 3. pgbench TPC-B write TPS
 ###########################################################################
-# Three configurations, run in the order A B C C B A so that a drift of the
+# Configurations, run in the order A F B C C B F A so that a drift of the
 # machine over time weighs on all of them alike; each run starts from a fresh
-# pgbench -i. A: extension not installed; B: installed, no stream (the capture
-# worker decodes and skips everything); C: streams on the four tables.
+# pgbench -i. A: extension not installed; F: not installed, but the tables
+# have the replica identity C's streams set (what complete old images cost
+# PostgreSQL's own WAL; absent for KEYS_ONLY); B: installed, no stream (the
+# capture worker decodes and skips everything); C: streams on the four tables.
 if part 3; then
-log "3. pgbench TPC-B, scale $PGB_SCALE, -c 4 -j 2 -T $PGB_SECONDS; order noext idle on on idle noext"
+PGB_CONFIGS="noext full idle on"
+[ "$PGB_VIEW" = KEYS_ONLY ] && PGB_CONFIGS="noext idle on"
+log "3. pgbench TPC-B, scale $PGB_SCALE, -c 4 -j 2 -T $PGB_SECONDS; order $PGB_CONFIGS, reversed, ..."
 # Nothing else may decode WAL during these runs: drop the extension in bench.
 Q bench -c "DROP EXTENSION pg_streams CASCADE" >/dev/null
 for _ in $(seq 1 100); do
@@ -629,7 +633,7 @@ pgb_init() {
 pgb_run() {  # pgb_run TAG ROUND: vacuum, checkpoint, run, record figures
   local tag=$1 n=$2 c0 c1 s0 s1 l0 l1 w0 w1 wpid out fin te rc rb
   Q pgb -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null
-  if [ "$tag" != noext ]; then
+  if [ "$tag" = idle ] || [ "$tag" = on ]; then
     # The capture worker decodes pgbench -i's big COPY transaction (spilled
     # to disk) for a while after it ends: let it finish before measuring.
     te=$(date +%s.%N)
@@ -673,6 +677,11 @@ pgb_run() {  # pgb_run TAG ROUND: vacuum, checkpoint, run, record figures
 pgb_config() {  # pgb_config TAG ROUND
   case $1 in
     noext) ext_off; pgb_init ;;
+    full)
+      ext_off; pgb_init
+      for t in pgbench_accounts pgbench_branches pgbench_tellers pgbench_history; do
+        Q pgb -c "ALTER TABLE $t REPLICA IDENTITY FULL" >/dev/null
+      done ;;
     idle) ext_on; pgb_init ;;
     on)
       ext_on; pgb_init
@@ -682,12 +691,10 @@ pgb_config() {  # pgb_config TAG ROUND
   esac
   pgb_run "$1" "$2"
 }
+PGB_CONFIGS_REVERSED=$(tr ' ' '\n' <<<"$PGB_CONFIGS" | tac | paste -sd' ')
 for ((r = 1; r <= PGB_ROUNDS; r++)); do
-  if ((r % 2)); then
-    pgb_config noext "$r"; pgb_config idle "$r"; pgb_config on "$r"
-  else
-    pgb_config on "$r"; pgb_config idle "$r"; pgb_config noext "$r"
-  fi
+  if ((r % 2)); then order=$PGB_CONFIGS; else order=$PGB_CONFIGS_REVERSED; fi
+  for c in $order; do pgb_config "$c" "$r"; done
 done
 fi  # part 3
 

@@ -156,8 +156,14 @@ if part(3):
     print()
     rounds = int(R.get("pgb_rounds", "2"))
     runs = range(1, rounds + 1)
+    configs = [("noext", "A", "A  extension not installed (baseline)"),
+               ("full", "F", "F  not installed, REPLICA IDENTITY FULL"),
+               ("idle", "B", "B  extension installed, no stream"),
+               ("on", "C", f"C  streams on the 4 tables, {R.get('pgb_view', 'NEW_AND_OLD_IMAGES')}")]
+    configs = [c for c in configs if num(f"pgb_{c[0]}_tps_1") is not None]
+    shorts = [c[1] for c in configs]
     print(f"3. WRITE TPS   pgbench TPC-B (default script), scale {R.get('pgb_scale')}, -c 4 -j 2 -T {R.get('pgb_seconds')} -n,"
-          f" {rounds} runs per configuration, in the order A B C, C B A, ...;")
+          f" {rounds} runs per configuration, in the order {' '.join(shorts)}, {' '.join(reversed(shorts))}, ...;")
     print("   every run starts from a fresh pgbench -i (pgbench_history gets an id bigserial PRIMARY KEY),"
           " VACUUM ANALYZE, CHECKPOINT")
 
@@ -188,15 +194,13 @@ if part(3):
              for n in runs if num(f"pgb_{tag}_wal_mb_{n}") and num(f"pgb_{tag}_txns_{n}")]
         return sum(v) / len(v) if v else None
     base = median("pgb_noext_tps")
-    for tag, label in (("noext", "A  extension not installed (baseline)"),
-                       ("idle", "B  extension installed, no stream"),
-                       ("on", f"C  streams on the 4 tables, {R.get('pgb_view', 'NEW_AND_OLD_IMAGES')}")):
+    for tag, _, label in configs:
         tps = median(f"pgb_{tag}_tps")
         ov = None if tps is None or not base else (base - tps) / base * 100
         per_run = " ".join(fmt(num(f"pgb_{tag}_tps_{n}")) for n in runs)
         print(f"   {label:<50}{per_run:>{max(12, 9 * rounds)}}"
               f"{fmt(tps, '{:,.1f}'):>9}{fmt(mean(f'pgb_{tag}_lat'), '{:.2f}'):>8}{fmt(wal_per_txn(tag), '{:,.1f}'):>10}"
-              f"{fmt(mean(f'pgb_{tag}_cpu_s') if tag != 'noext' else None, '{:.2f}', '-'):>17}"
+              f"{fmt(mean(f'pgb_{tag}_cpu_s') if tag in ('idle', 'on') else None, '{:.2f}', '-'):>17}"
               f"{'' if tag == 'noext' else fmt(ov, '{:+.1f} %'):>10}")
     for n in runs:
         print(f"   C run {n}: {fmt(num(f'pgb_on_records_{n}'))} records (average {fmt(num(f'pgb_on_record_bytes_{n}'))} bytes)"
@@ -205,7 +209,7 @@ if part(3):
               f" in the stream {fmt(num(f'pgb_on_drain_s_{n}'), '{:.2f}', R.get(f'pgb_on_drain_s_{n}', 'n/a'))} s later")
     print("   per run: CPU used by other processes on the machine (not this cluster, not pgbench), WAL fsyncs")
     print("   (pg_stat_wal.wal_sync), and what the pgbench backends were doing (pg_stat_activity every 50 ms):")
-    for tag, short in (("noext", "A"), ("idle", "B"), ("on", "C")):
+    for tag, short, _ in configs:
         for n in runs:
             print(f"   {short} run {n}: other load {R.get(f'pgb_{tag}_other_{n}', '?')} CPU-s; {fmt(num(f'pgb_{tag}_walsync_{n}'))} fsyncs;"
                   f" {R.get(f'pgb_{tag}_waits_{n}', '?')}")
@@ -213,11 +217,13 @@ if part(3):
           " it must spill to disk):")
     print("   " + ", ".join(f"{t} run {n} {fmt(num(f'pgb_{t}_catchup_s_{n}'), '{:.1f}', R.get(f'pgb_{t}_catchup_s_{n}', '?'))} s" for t in ("idle", "on") for n in runs)
           + " after VACUUM + CHECKPOINT")
-    on, idle = median("pgb_on_tps"), median("pgb_idle_tps")
+    on, idle, full = median("pgb_on_tps"), median("pgb_idle_tps"), median("pgb_full_tps")
     ov_on = None if on is None or not base else (base - on) / base * 100
     print(f"   target write overhead <= 5 %:   C {fmt(ov_on, '{:+.1f} %')} vs A"
           f" ({verdict(None if ov_on is None else ov_on <= 5)})"
-          + (f";  C {fmt((idle - on) / idle * 100, '{:+.1f} %')} vs B" if on and idle else ""))
+          + (f";  C {fmt((idle - on) / idle * 100, '{:+.1f} %')} vs B" if on and idle else "")
+          + (f";  C {fmt((full - on) / full * 100, '{:+.1f} %')} vs F, F {fmt((base - full) / base * 100, '{:+.1f} %')} vs A"
+             if on and full and base else ""))
     print("   overhead = (baseline tps - tps) / baseline tps, on the medians; WAL KB/tx = WAL written during the run per")
     print("   pgbench transaction, including what the capture appends;")
     print("   'pg_streams CPU s' is the CPU the capture processes used during the run, out of"
