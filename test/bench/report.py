@@ -61,8 +61,9 @@ print()
 print("=" * W)
 print(f"pg_streams benchmark   {R.get('pg_version', '')}   {R.get('cpus', '?')} CPUs")
 print(f"build: {R.get('build', '?')}")
-print(f"CPU used by other processes on the machine (not this cluster, not its clients; kernel threads count): part 1"
-      f" {R.get('p1_other_cpu', '?')} CPU-s in {fmt(num('p1_wall'), '{:.0f}')} s, part 2 {R.get('p2_other_cpu', '?')} CPU-s"
+print(f"CPU used by other processes on the machine (not this cluster, not its clients; kernel threads count), and time the"
+      " hypervisor gave our virtual CPUs to other machines (steal): part 1"
+      f" {R.get('p1_other_cpu', '?')} in {fmt(num('p1_wall'), '{:.0f}')} s, part 2 {R.get('p2_other_cpu', '?')}"
       f" in {fmt(num('p2_wall'), '{:.0f}')} s, part 3 per run below")
 print(f"load average (1/5/15 min) at start {R.get('load_start', '?')}, at end {R.get('load_end', '?')}"
       " - anything else running on the machine perturbs every figure")
@@ -211,7 +212,7 @@ if part(3):
     print("   (pg_stat_wal.wal_sync), and what the pgbench backends were doing (pg_stat_activity every 50 ms):")
     for tag, short, _ in configs:
         for n in runs:
-            print(f"   {short} run {n}: other load {R.get(f'pgb_{tag}_other_{n}', '?')} CPU-s; {fmt(num(f'pgb_{tag}_walsync_{n}'))} fsyncs;"
+            print(f"   {short} run {n}: other load {R.get(f'pgb_{tag}_other_{n}', '?')}; {fmt(num(f'pgb_{tag}_walsync_{n}'))} fsyncs;"
                   f" {R.get(f'pgb_{tag}_waits_{n}', '?')}")
     print("   before each B and C run the capture worker was let finish decoding pgbench -i (a 1-transaction COPY"
           " it must spill to disk):")
@@ -317,7 +318,7 @@ if part(4):
     p99c = num("esmlatA_p99")
     print(f"   target p99 < 100 ms:   A {fmt(p99c, '{:.2f}')} ms ({verdict(None if p99c is None else p99c < 100)}),"
           f"   B {fmt(num('esmlatB_p99'), '{:.2f}')} ms ({verdict(None if num('esmlatB_p99') is None else num('esmlatB_p99') < 100)})")
-    print(f"   part 4 took {fmt(num('p4_wall'), '{:.0f}')} s; CPU used by other processes meanwhile {R.get('p4_other_cpu', '?')} CPU-s;"
+    print(f"   part 4 took {fmt(num('p4_wall'), '{:.0f}')} s; CPU used by other processes meanwhile {R.get('p4_other_cpu', '?')};"
           f" server log: {R.get('p4_log_lines', '?')} WARNING/ERROR lines"
           + (f" ({R.get('p4_log_first')})" if R.get("p4_log_first") else ""))
 # --------------------------------------------------------------------------
@@ -389,7 +390,7 @@ if part(5):
                    ("httplatB", "B  request arrived at the sink - NewImage.created")))
     p99h = num("httplatA_p99")
     print(f"   target p99 < 100 ms:   A {fmt(p99h, '{:.2f}')} ms ({verdict(None if p99h is None else p99h < 100)})")
-    print(f"   part 5 took {fmt(num('p5_wall'), '{:.0f}')} s; CPU used by other processes meanwhile {R.get('p5_other_cpu', '?')} CPU-s;"
+    print(f"   part 5 took {fmt(num('p5_wall'), '{:.0f}')} s; CPU used by other processes meanwhile {R.get('p5_other_cpu', '?')};"
           f" server log: {R.get('p5_log_lines', '?')} WARNING/ERROR lines"
           + (f" ({R.get('p5_log_first')})" if R.get("p5_log_first") else ""))
 print("=" * W)
