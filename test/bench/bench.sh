@@ -134,10 +134,19 @@ cpu_snap() {  # "machine ours client steal" CPU ticks: busy on the whole machine
   local pm m o c p st
   read -r m st < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat)
   pm=$(head -n 1 "$DIR/data/postmaster.pid")
-  # The postmaster with the children it reaped, plus its live children.
-  o=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat")
-  for p in $(ps -o pid= --ppid "$pm"); do
-    o=$((o + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  # The postmaster with the children it reaped, plus its live children. A child
+  # reaped while they are read would be in neither (pgbench's backends exit just
+  # then): read again until the postmaster's reaped total stayed the same.
+  local r0 r1 i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    r0=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat")
+    o=$r0
+    for p in $(ps -o pid= --ppid "$pm"); do
+      o=$((o + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    r1=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat")
+    [ "$r0" = "$r1" ] && break
+    sleep 0.05
   done
   c=$(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat")
   echo "$m $o $c $st"
