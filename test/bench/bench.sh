@@ -29,6 +29,8 @@
 # BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (60, per run),
 # BENCH_PGB_ROUNDS (4: runs per configuration, in the order A F B C, C B F A, ...),
 # BENCH_PGB_VIEW (NEW_AND_OLD_IMAGES: the view type of part 3's streams),
+# BENCH_PGB_CONFIGS ("noext full idle on": part 3's configurations A F B C, in this
+# order; noext is required; full is left out for KEYS_ONLY),
 # BENCH_PGB_SCALE (10), BENCH_ESM_ROWS (= BENCH_ROWS; rows per part 4a/4b measurement, in
 # transactions of BENCH_ROWS/BENCH_TXNS rows as in part 1), BENCH_ESM_LAT_SECONDS
 # (= BENCH_LAT_SECONDS), BENCH_ESM_LAT_RATE (= BENCH_LAT_RATE; parts 4c and 5c),
@@ -48,6 +50,12 @@ PGB_SECONDS=${BENCH_PGB_SECONDS:-60}
 PGB_ROUNDS=${BENCH_PGB_ROUNDS:-4}
 PGB_VIEW=${BENCH_PGB_VIEW:-NEW_AND_OLD_IMAGES}
 PGB_SCALE=${BENCH_PGB_SCALE:-10}
+PGB_CONFIGS=${BENCH_PGB_CONFIGS:-noext full idle on}
+[ "$PGB_VIEW" = KEYS_ONLY ] && PGB_CONFIGS=$(tr ' ' '\n' <<<"$PGB_CONFIGS" | grep -vx full | paste -sd' ')
+for c in $PGB_CONFIGS; do
+  case $c in noext | full | idle | on) ;; *) echo "bench.sh: BENCH_PGB_CONFIGS: unknown configuration $c" >&2; exit 2 ;; esac
+done
+[[ " $PGB_CONFIGS " == *" noext "* ]] || { echo "bench.sh: BENCH_PGB_CONFIGS must include noext (the baseline)" >&2; exit 2; }
 PARTS=" ${BENCH_PARTS:-1 2 3 4 5} "
 PER_TXN=$((ROWS / TXNS))
 ROWS=$((PER_TXN * TXNS))
@@ -610,8 +618,6 @@ fi  # part 5
 # PostgreSQL's own WAL; absent for KEYS_ONLY); B: installed, no stream (the
 # capture worker decodes and skips everything); C: streams on the four tables.
 if part 3; then
-PGB_CONFIGS="noext full idle on"
-[ "$PGB_VIEW" = KEYS_ONLY ] && PGB_CONFIGS="noext idle on"
 log "3. pgbench TPC-B, scale $PGB_SCALE, -c 4 -j 2 -T $PGB_SECONDS; order $PGB_CONFIGS, reversed, ..."
 # Nothing else may decode WAL during these runs: drop the extension in bench.
 Q bench -c "DROP EXTENSION pg_streams CASCADE" >/dev/null
