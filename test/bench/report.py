@@ -424,9 +424,14 @@ if part(2):
           f" p50 {fmt(num('latB_p50'), '{:.2f}')} ms, p99 {fmt(num('latB_p99'), '{:.2f}')} ms (poller) | — |"
           f" p99 < 50 ms — {mark(None if num('latA_p99') is None else num('latA_p99') < 50)} |")
 if part(3):
-    print(f"| pgbench TPC-B, scale {R.get('pgb_scale')}, 4 clients, streams on all 4 tables ({R.get('pgb_view', 'NEW_AND_OLD_IMAGES')})"
-          f" | {fmt(on)} tps | {fmt(base)} tps without the extension ({fmt(-ov_on if ov_on is not None else None, '{:+.1f} %')}),"
-          f" {fmt(idle)} tps installed without streams | ≤ 5 % — {mark(None if ov_on is None else ov_on <= 5)} |")
+    others = [f"{fmt(base)} tps without the extension ({fmt(-ov_on if ov_on is not None else None, '{:+.1f} %')})"]
+    if full:
+        others.append(f"{fmt(full)} tps without it but with `REPLICA IDENTITY FULL`")
+    if idle:
+        others.append(f"{fmt(idle)} tps installed without streams")
+    print(f"| pgbench TPC-B, scale {R.get('pgb_scale')}, 4 clients, {R.get('pgb_seconds')} s, streams on all 4 tables"
+          f" ({R.get('pgb_view', 'NEW_AND_OLD_IMAGES')}) | {fmt(on)} tps | {', '.join(others)}"
+          f" | ≤ 5 % — {mark(None if ov_on is None else ov_on <= 5)} |")
 if part(4):
     def esm_cell(tag):
         r, x, _ = esm.get(tag, (None, None, None))
