@@ -139,14 +139,13 @@ pgs_ticks() {  # pgs_ticks DB [PATTERN]: CPU (utime + stime, clock ticks) of the
 cpu_snap() {  # "machine ours client steal" CPU ticks: busy on the whole machine (steal
   # excluded), this cluster, this script's children; steal: time the hypervisor gave our
   # virtual CPUs to others while they had work
-  local pm m o c p st
-  read -r m st < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat)
+  local pm m o c p st r0 r1 _
   pm=$(head -n 1 "$DIR/data/postmaster.pid")
   # The postmaster with the children it reaped, plus its live children. A child
   # reaped while they are read would be in neither (pgbench's backends exit just
   # then): read again until the postmaster's reaped total stayed the same.
-  local r0 r1 i
-  for i in 1 2 3 4 5 6 7 8 9 10; do
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    read -r m st < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat)
     r0=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat")
     o=$r0
     for p in $(ps -o pid= --ppid "$pm"); do

@@ -203,7 +203,8 @@ if part(3):
               f"{fmt(tps, '{:,.1f}'):>9}{fmt(mean(f'pgb_{tag}_lat'), '{:.2f}'):>8}{fmt(wal_per_txn(tag), '{:,.1f}'):>10}"
               f"{fmt(mean(f'pgb_{tag}_cpu_s') if tag in ('idle', 'on') else None, '{:.2f}', '-'):>17}"
               f"{'' if tag == 'noext' else fmt(ov, '{:+.1f} %'):>10}")
-    for n in runs:
+    ran = [c[0] for c in configs]
+    for n in runs if "on" in ran else ():
         print(f"   C run {n}: {fmt(num(f'pgb_on_records_{n}'))} records (average {fmt(num(f'pgb_on_record_bytes_{n}'))} bytes)"
               f" for {fmt(num(f'pgb_on_txns_{n}'))} transactions;"
               f" capture backlog at the end of the run {R.get(f'pgb_on_lag_mb_{n}', '?')} MB of WAL,"
@@ -214,10 +215,11 @@ if part(3):
         for n in runs:
             print(f"   {short} run {n}: other load {R.get(f'pgb_{tag}_other_{n}', '?')}; {fmt(num(f'pgb_{tag}_walsync_{n}'))} fsyncs;"
                   f" {R.get(f'pgb_{tag}_waits_{n}', '?')}")
-    print("   before each B and C run the capture worker was let finish decoding pgbench -i (a 1-transaction COPY"
-          " it must spill to disk):")
-    print("   " + ", ".join(f"{t} run {n} {fmt(num(f'pgb_{t}_catchup_s_{n}'), '{:.1f}', R.get(f'pgb_{t}_catchup_s_{n}', '?'))} s" for t in ("idle", "on") for n in runs)
-          + " after VACUUM + CHECKPOINT")
+    if "idle" in ran or "on" in ran:
+        print("   before each B and C run the capture worker was let finish decoding pgbench -i (a 1-transaction COPY"
+              " it must spill to disk):")
+        print("   " + ", ".join(f"{t} run {n} {fmt(num(f'pgb_{t}_catchup_s_{n}'), '{:.1f}', R.get(f'pgb_{t}_catchup_s_{n}', '?'))} s" for t in ("idle", "on") if t in ran for n in runs)
+              + " after VACUUM + CHECKPOINT")
     on, idle, full = median("pgb_on_tps"), median("pgb_idle_tps"), median("pgb_full_tps")
     ov_on = None if on is None or not base else (base - on) / base * 100
     print(f"   target write overhead <= 5 %:   C {fmt(ov_on, '{:+.1f} %')} vs A"
