@@ -1,6 +1,7 @@
 #include <initializer_list>
 
 #include "worker/batch.hpp"
+#include "worker/segment_insert.hpp"
 #include "worker/work.hpp"
 
 extern "C" {
@@ -51,7 +52,6 @@ struct Batch {
 };
 
 Batch batch;
-SPIPlanPtr insert_plan = nullptr;
 SPIPlanPtr segments_plan = nullptr;
 
 // Segments known to exist, per stream: appends whose time range lies inside
@@ -200,7 +200,7 @@ Datum PackedRecords(Datum* records, int n) {
   return packed;
 }
 
-void InsertRow(const int* order, int from, int to) {
+void InsertRow(Segment* segment, const int* order, int from, int to) {
   int n = to - from;
   Datum* lsns = static_cast<Datum*>(palloc(sizeof(Datum) * n));
   Datum* idxs = static_cast<Datum*>(palloc(sizeof(Datum) * n));
@@ -228,8 +228,8 @@ void InsertRow(const int* order, int from, int to) {
       PointerGetDatum(construct_array(arrivals, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
       PackedRecords(records, n),
   };
-  int rc = SPI_execute_plan(insert_plan, args, nullptr, false, 0);
-  if (rc != SPI_OK_INSERT) elog(ERROR, "pg_streams: append failed: %s", SPI_result_code_string(rc));
+  bool nulls[12] = {};
+  SegmentInsert(segment, args, nulls);
   for (int k = 8; k < 12; ++k) pfree(DatumGetPointer(args[k]));
   pfree(lsns);
   pfree(idxs);
@@ -277,13 +277,7 @@ bool BatchAppend() {
     return false;
   }
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_streams: SPI_connect failed");
-  if (insert_plan == nullptr) {
-    Oid types[12] = {INT4OID, INT4OID, INT8OID, INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID,
-                     INT8ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID};
-    insert_plan = KeepPlan(
-        "INSERT INTO streams.record_batch (stream_id, shard, first_lsn, first_idx, last_lsn, last_idx, arrival, n_records,"
-        " lsns, idxs, arrivals, records) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        12, types);
+  if (segments_plan == nullptr) {
     Oid seg_types[3] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
     segments_plan = KeepPlan("SELECT streams._ensure_segments($1, $2, $3)", 3, seg_types);
   }
@@ -303,6 +297,8 @@ bool BatchAppend() {
     widths[i] = isnull ? 0 : DatumGetInt32(w);
     if (widths[i] > 0) NoteKnown(r, widths[i], now);
   }
+  SPI_finish();
+  CommandCounterIncrement();  // segments just created are visible
   // Runs of consecutive records of one shard and one segment, cut at the
   // row limits, each stored as one row.
   int* order = static_cast<int*>(palloc(sizeof(int) * (batch.count + 1)));
@@ -325,13 +321,13 @@ bool BatchAppend() {
         bytes += VARSIZE_ANY(DatumGetPointer(batch.records[j]));
         ++to;
       }
-      InsertRow(order, from, to);
+      InsertRow(OpenSegment(stream_id, segment, width), order, from, to);
     } else {
       while (to < batch.count && DatumGetInt32(batch.stream_ids[order[to]]) == stream_id) ++to;
     }
     from = to;
   }
-  SPI_finish();
+  CloseSegments();
   // Progress commits atomically with the records.
   replorigin_session_origin_lsn = batch.end_lsn;
   replorigin_session_origin_timestamp = batch.commit_time;
