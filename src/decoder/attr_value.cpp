@@ -32,6 +32,10 @@ struct TypeInfo {
 };
 
 HTAB* type_cache = nullptr;
+// The entries last found, by the low bits of the type OID: a table's few
+// column types, looked up once per column of every change, hit here.
+constexpr int kRecentTypes = 64;
+const TypeInfo* recent_types[kRecentTypes];
 
 Kind KindOf(Oid base) {
   switch (base) {
@@ -50,6 +54,8 @@ Kind KindOf(Oid base) {
 }
 
 const TypeInfo* LookupType(Oid typid) {
+  const TypeInfo*& recent = recent_types[typid % kRecentTypes];
+  if (recent != nullptr && recent->typid == typid) return recent;
   if (type_cache == nullptr) {
     HASHCTL ctl;
     ctl.keysize = sizeof(Oid);
@@ -59,7 +65,7 @@ const TypeInfo* LookupType(Oid typid) {
   }
   bool found;
   auto* info = static_cast<TypeInfo*>(hash_search(type_cache, &typid, HASH_ENTER, &found));
-  if (found) return info;
+  if (found) return recent = info;
   // Fill a local copy first: an ERROR below must not leave a half-made entry.
   TypeInfo t{};
   t.typid = typid;
@@ -84,7 +90,7 @@ const TypeInfo* LookupType(Oid typid) {
   }
   PG_END_TRY();
   *info = t;
-  return info;
+  return recent = info;
 }
 
 long AppendS(StringInfo out, const char* s, int len) {
@@ -111,16 +117,17 @@ long AppendNumberText(StringInfo out, const char* text) {
 long AppendInteger(StringInfo out, Oid base, Datum value) {
   char text[MAXINT8LEN + 1];
   int len;
+  int64 v;
   switch (base) {
-    case INT2OID: len = pg_itoa(DatumGetInt16(value), text); break;
-    case INT4OID: len = pg_ltoa(DatumGetInt32(value), text); break;
-    case INT8OID: len = pg_lltoa(DatumGetInt64(value), text); break;
-    default: len = pg_ulltoa_n(DatumGetObjectId(value), text); text[len] = '\0'; break;
+    case INT2OID: v = DatumGetInt16(value); len = pg_itoa(static_cast<int16>(v), text); break;
+    case INT4OID: v = DatumGetInt32(value); len = pg_ltoa(static_cast<int32>(v), text); break;
+    case INT8OID: v = DatumGetInt64(value); len = pg_lltoa(v, text); break;
+    default: v = DatumGetObjectId(value); len = pg_ulltoa_n(static_cast<uint64>(v), text); text[len] = '\0'; break;
   }
   appendBinaryStringInfo(out, "{\"N\":\"", 6);
   appendBinaryStringInfo(out, text, len);
   appendBinaryStringInfo(out, "\"}", 2);
-  return mapping::NumberSizeBytes(std::string_view(text, len));
+  return mapping::IntegerSizeBytes(v);
 }
 
 long AppendJsonbScalar(StringInfo out, const JsonbValue* v) {
@@ -317,6 +324,7 @@ void ResetTypeCache() {
   if (type_cache != nullptr) {
     hash_destroy(type_cache);
     type_cache = nullptr;
+    for (const TypeInfo*& r : recent_types) r = nullptr;
   }
 }
 

@@ -94,4 +94,16 @@ int NumberSizeBytes(std::string_view text) noexcept {
   return size > 21 ? 21 : size;
 }
 
+int IntegerSizeBytes(long long value) noexcept {
+  if (value == 0) return 1;
+  // Magnitude as unsigned: -2^63 has no positive int64.
+  unsigned long long m = value < 0 ? 0ULL - static_cast<unsigned long long>(value) : static_cast<unsigned long long>(value);
+  int last_pos = 0;  // trailing zeros: power of ten of the last non-zero digit
+  while (m % 10 == 0) m /= 10, ++last_pos;
+  int first_pos = last_pos;
+  while (m >= 10) m /= 10, ++first_pos;
+  int size = first_pos / 2 - last_pos / 2 + 1 + 1 + (value < 0 ? 1 : 0);
+  return size > 21 ? 21 : size;
+}
+
 }  // namespace pgs::mapping

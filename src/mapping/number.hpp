@@ -21,6 +21,9 @@ NumberKind ClassifyNumber(std::string_view text) noexcept;
 // more when negative, at most 21. Zero is 1.
 int NumberSizeBytes(std::string_view text) noexcept;
 
+// The same for an integer, without going through its text.
+int IntegerSizeBytes(long long value) noexcept;
+
 }  // namespace pgs::mapping
 
 #include "boundary/cpp_only.hpp"
