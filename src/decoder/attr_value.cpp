@@ -15,6 +15,9 @@ extern "C" {
 #include "utils/typcache.h"
 }
 
+// Fixed text, its length known at compile time.
+#define APPEND_LITERAL(out, s) appendBinaryStringInfo(out, s, sizeof(s) - 1)
+
 namespace pgs::decoder {
 namespace {
 
@@ -132,8 +135,8 @@ long AppendInteger(StringInfo out, Oid base, Datum value) {
 
 long AppendJsonbScalar(StringInfo out, const JsonbValue* v) {
   switch (v->type) {
-    case jbvNull: appendStringInfoString(out, "{\"NULL\":true}"); return 1;
-    case jbvBool: appendStringInfoString(out, v->val.boolean ? "{\"BOOL\":true}" : "{\"BOOL\":false}"); return 1;
+    case jbvNull: APPEND_LITERAL(out, "{\"NULL\":true}"); return 1;
+    case jbvBool: v->val.boolean ? APPEND_LITERAL(out, "{\"BOOL\":true}") : APPEND_LITERAL(out, "{\"BOOL\":false}"); return 1;
     case jbvString: return AppendS(out, v->val.string.val, v->val.string.len);
     case jbvNumeric:
       return AppendNumberText(out, DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric))));
@@ -277,7 +280,7 @@ long AppendArray(StringInfo out, const TypeInfo* t, Datum value) {
   ArrayType* arr = DatumGetArrayTypeP(value);
   int ndim = ARR_NDIM(arr);
   if (ndim == 0) {
-    appendStringInfoString(out, "{\"L\":[]}");
+    APPEND_LITERAL(out, "{\"L\":[]}");
     return 3;
   }
   Datum* elems;
@@ -330,13 +333,13 @@ void ResetTypeCache() {
 
 long AppendAttrValue(StringInfo out, Oid typid, Datum value, bool isnull) {
   if (isnull) {
-    appendStringInfoString(out, "{\"NULL\":true}");
+    APPEND_LITERAL(out, "{\"NULL\":true}");
     return 1;
   }
   const TypeInfo* t = LookupType(typid);
   switch (t->kind) {
     case Kind::kBool:
-      appendStringInfoString(out, DatumGetBool(value) ? "{\"BOOL\":true}" : "{\"BOOL\":false}");
+      DatumGetBool(value) ? APPEND_LITERAL(out, "{\"BOOL\":true}") : APPEND_LITERAL(out, "{\"BOOL\":false}");
       return 1;
     case Kind::kInteger:
       return AppendInteger(out, t->base, value);

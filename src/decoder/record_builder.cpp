@@ -61,7 +61,7 @@ bool IsKeyColumn(const StreamInfo* info, int attnum) {
 long AppendColumn(StringInfo out, const StreamInfo* info, const Image* img, int i, bool* first) {
   if (!*first) appendStringInfoCharMacro(out, ',');
   *first = false;
-  appendStringInfoString(out, info->json_names[i]);
+  appendBinaryStringInfo(out, info->json_names[i], info->json_name_lens[i]);
   Form_pg_attribute att = TupleDescAttr(info->root_desc, i);
   return info->name_lengths[i] + AppendAttrValue(out, att->atttypid, img->values[i], img->nulls[i]);
 }
@@ -124,9 +124,7 @@ void AppendRecord(StringInfo out, const StreamInfo* info, const RecordParts& par
   appendBinaryStringInfo(out, event_id, mapping::kEventIdLength);
   APPEND_LITERAL("\",\"eventName\":\"");
   appendStringInfoString(out, parts.event_name);
-  APPEND_LITERAL("\",\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\",\"awsRegion\":");
-  AppendJsonString(out, info->region, static_cast<int>(strlen(info->region)));
-  APPEND_LITERAL(",\"dynamodb\":{\"ApproximateCreationDateTime\":");
+  appendBinaryStringInfo(out, info->envelope_mid.data, info->envelope_mid.len);
   appendBinaryStringInfo(out, num, pg_lltoa(epoch_seconds, num));
   APPEND_LITERAL(".0,\"Keys\":");
   appendBinaryStringInfo(out, parts.keys->data, parts.keys->len);
@@ -142,12 +140,8 @@ void AppendRecord(StringInfo out, const StreamInfo* info, const RecordParts& par
   appendBinaryStringInfo(out, seq, mapping::kSequenceNumberLength);
   APPEND_LITERAL("\",\"SizeBytes\":");
   appendBinaryStringInfo(out, num, pg_lltoa(size, num));
-  APPEND_LITERAL(",\"StreamViewType\":\"");
-  appendStringInfoString(out, info->view_name);
-  APPEND_LITERAL("\"},\"eventSourceARN\":");
 #undef APPEND_LITERAL
-  AppendJsonString(out, info->arn, static_cast<int>(strlen(info->arn)));
-  appendStringInfoCharMacro(out, '}');
+  appendBinaryStringInfo(out, info->envelope_tail.data, info->envelope_tail.len);
 }
 
 }  // namespace pgs::decoder

@@ -19,6 +19,25 @@ extern "C" {
 namespace pgs::decoder {
 namespace {
 
+#define APPEND_LITERAL(out, s) appendBinaryStringInfo(out, s, sizeof(s) - 1)
+
+void BuildEnvelope(StreamInfo* info) {
+  StringInfo mid = &info->envelope_mid;
+  initStringInfo(mid);
+  APPEND_LITERAL(mid, "\",\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\",\"awsRegion\":");
+  AppendJsonString(mid, info->region, static_cast<int>(strlen(info->region)));
+  APPEND_LITERAL(mid, ",\"dynamodb\":{\"ApproximateCreationDateTime\":");
+  StringInfo tail = &info->envelope_tail;
+  initStringInfo(tail);
+  APPEND_LITERAL(tail, ",\"StreamViewType\":\"");
+  appendStringInfoString(tail, info->view_name);
+  APPEND_LITERAL(tail, "\"},\"eventSourceARN\":");
+  AppendJsonString(tail, info->arn, static_cast<int>(strlen(info->arn)));
+  appendStringInfoChar(tail, '}');
+}
+
+#undef APPEND_LITERAL
+
 struct Entry {
   Oid relid;  // hash key
   bool valid;
@@ -98,6 +117,7 @@ StreamInfo* FindStream(List* candidates, MemoryContext cxt, Oid* root) {
     info->region = TextDatumGetCString(heap_getattr(tup, c_region, desc, &isnull));
     info->view_name = TextDatumGetCString(heap_getattr(tup, c_view, desc, &isnull));
     info->view = ParseView(info->view_name);
+    BuildEnvelope(info);
     Datum* keys;
     int nkeys;
     deconstruct_array(DatumGetArrayTypeP(heap_getattr(tup, c_keys, desc, &isnull)), TEXTOID, -1, false,
@@ -153,6 +173,7 @@ void Build(Entry* e, Relation relation) {
   }
   int natts = info->root_desc->natts;
   info->json_names = static_cast<char**>(palloc0(sizeof(char*) * natts));
+  info->json_name_lens = static_cast<int*>(palloc0(sizeof(int) * natts));
   info->name_lengths = static_cast<int*>(palloc0(sizeof(int) * natts));
   for (int i = 0; i < natts; ++i) {
     Form_pg_attribute att = TupleDescAttr(info->root_desc, i);
@@ -164,6 +185,7 @@ void Build(Entry* e, Relation relation) {
     AppendJsonString(&buf, name, name_len);
     appendStringInfoCharMacro(&buf, ':');
     info->json_names[i] = buf.data;
+    info->json_name_lens[i] = buf.len;
     info->name_lengths[i] = Utf8Length(name, name_len);
   }
   MemoryContextSwitchTo(old);

@@ -31,8 +31,14 @@ struct StreamInfo {
   AttrNumber* key_attnums;  // in root_desc (0: column gone)
   char** key_names;
   char** json_names;      // per root column: the quoted, escaped name followed by ':'
+  int* json_name_lens;    // per root column: bytes of json_names[i]
   int* name_lengths;      // per root column: UTF-8 length of the name
   bool warned_identity;   // warned once about missing image columns
+  // The record envelope's fixed text around the per-record parts: after
+  // eventName up to ApproximateCreationDateTime's value, and after SizeBytes'
+  // value to the end (see AppendRecord).
+  StringInfoData envelope_mid;
+  StringInfoData envelope_tail;
 };
 
 // Sets up the cache in `parent` (the decoding context's memory).
