@@ -128,6 +128,26 @@ ok($node->safe_psql('d2', q{
 	SELECT sum(pg_column_size(records)) * 3 < sum(octet_length(array_to_string(records, '')))
 	FROM streams.record_batch b JOIN streams.stream s USING (stream_id) WHERE s.relid = 'pk'::regclass}) eq 't',
 	'the stored records are compressed');
+# The appender writes each stored row into its segment itself, not through
+# the partitioned table: the row must lie within that segment's bounds, and
+# the position index must have an entry for it.
+is($node->safe_psql('d2', q{
+	SELECT count(*) FILTER (WHERE b.arrival >= g.lower_bound AND b.arrival < g.upper_bound
+	         AND (SELECT bool_and(a >= g.lower_bound AND a < g.upper_bound) FROM unnest(b.arrivals) a))
+	       || ',' || count(*)
+	FROM streams.record_batch b JOIN streams.stream s USING (stream_id)
+	JOIN streams.segment g ON g.stream_id = b.stream_id AND b.tableoid = format('streams.%I', g.relname)::regclass
+	WHERE s.relid = 'pk'::regclass}),
+	'4,4', 'every stored row lies in the segment of its commit time');
+my $pk_id = $node->safe_psql('d2', q{SELECT stream_id FROM streams.stream WHERE relid = 'pk'::regclass});
+like($node->safe_psql('d2', qq{
+	SET enable_seqscan = off; SET enable_bitmapscan = off;
+	EXPLAIN (COSTS OFF) SELECT * FROM streams.record_batch WHERE stream_id = $pk_id AND shard = 0 AND last_lsn > 0;
+	}), qr/Index Scan/, 'rows are looked up through the position index');
+is($node->safe_psql('d2', qq{
+	SET enable_seqscan = off; SET enable_bitmapscan = off;
+	SELECT sum(n_records) FROM streams.record_batch WHERE stream_id = $pk_id AND shard = 0 AND last_lsn > 0;
+	}), '1000', 'and the index has an entry for every stored row');
 # A row of one small record (under TOAST's 2 kB threshold) is compressed too,
 # kept in the row itself, and reads back as it was written.
 $node->safe_psql('d2', q{
