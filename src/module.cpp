@@ -1,4 +1,5 @@
 // pg_streams: module initialisation and settings.
+#include "mapping/ids.hpp"  // first: it must not see PostgreSQL headers
 #include "boundary/guard.hpp"
 #include "worker/hooks.hpp"
 #include "worker/launcher.hpp"
@@ -68,6 +69,21 @@ void _PG_init(void) {
 }
 
 PGS_FUNCTION(pgs_caller) { PG_RETURN_OID(GetOuterUserId()); }
+
+// A stored record with its eventID and SequenceNumber (see mapping::SpliceRecord).
+PGS_FUNCTION(pgs_full_record) {
+  return pgs::PgCall([&] {
+    text* stored = PG_GETARG_TEXT_PP(0);
+    int64 lsn = PG_GETARG_INT64(1);
+    int32 idx = PG_GETARG_INT32(2);
+    int len = static_cast<int>(VARSIZE_ANY_EXHDR(stored));
+    auto* out = static_cast<text*>(palloc(VARHDRSZ + len + pgs::mapping::kSpliceExtra));
+    int n = pgs::mapping::SpliceRecord(VARDATA_ANY(stored), len, GetSystemIdentifier(), static_cast<uint64>(lsn),
+                                       static_cast<uint32>(idx), VARDATA(out));
+    SET_VARSIZE(out, VARHDRSZ + n);
+    return PointerGetDatum(out);
+  });
+}
 
 PGS_FUNCTION(pgs_invalidate) {
   pgs::PgCall([] { CacheInvalidateRelcacheAll(); });

@@ -101,13 +101,13 @@ void Emit(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, const StreamInfo* 
   if (data->capture) {
     StringInfoData rec;
     initStringInfo(&rec);
-    AppendRecord(&rec, info, parts, data->system_id, txn->final_lsn, index, txn->xact_time.commit_time);
+    AppendRecord(&rec, info, parts, data->system_id, txn->final_lsn, index, txn->xact_time.commit_time, true);
     capture_sink->append(capture_sink->arg, info->stream_id, static_cast<int32>(shard), txn->final_lsn, index,
                          txn->xact_time.commit_time, rec.data, rec.len);
     return;
   }
   OutputPluginPrepareWrite(ctx, true);
-  AppendRecord(ctx->out, info, parts, data->system_id, txn->final_lsn, index, txn->xact_time.commit_time);
+  AppendRecord(ctx->out, info, parts, data->system_id, txn->final_lsn, index, txn->xact_time.commit_time, false);
   OutputPluginWrite(ctx, true);
 }
 

@@ -105,11 +105,13 @@ long AppendImage(StringInfo out, StreamInfo* info, const Image* img) {
 }
 
 void AppendRecord(StringInfo out, const StreamInfo* info, const RecordParts& parts, uint64 system_id,
-                  XLogRecPtr commit_lsn, uint32 change_index, TimestampTz commit_time) {
+                  XLogRecPtr commit_lsn, uint32 change_index, TimestampTz commit_time, bool compact) {
   char event_id[mapping::kEventIdLength + 1];
   char seq[mapping::kSequenceNumberLength + 1];
-  mapping::FormatEventId(system_id, commit_lsn, change_index, event_id);
-  mapping::FormatSequenceNumber(commit_lsn, change_index, seq);
+  if (!compact) {
+    mapping::FormatEventId(system_id, commit_lsn, change_index, event_id);
+    mapping::FormatSequenceNumber(commit_lsn, change_index, seq);
+  }
   // ApproximateCreationDateTime: commit time in epoch seconds, rounded down.
   int64 epoch_seconds = commit_time / USECS_PER_SEC +
                         static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
@@ -120,9 +122,13 @@ void AppendRecord(StringInfo out, const StreamInfo* info, const RecordParts& par
   // change, and format strings cost more than the rest of the envelope.
 #define APPEND_LITERAL(s) appendBinaryStringInfo(out, s, sizeof(s) - 1)
   char num[MAXINT8LEN + 1];
-  APPEND_LITERAL("{\"eventID\":\"");
-  appendBinaryStringInfo(out, event_id, mapping::kEventIdLength);
-  APPEND_LITERAL("\",\"eventName\":\"");
+  if (compact) {
+    APPEND_LITERAL("{\"eventName\":\"");
+  } else {
+    APPEND_LITERAL("{\"eventID\":\"");
+    appendBinaryStringInfo(out, event_id, mapping::kEventIdLength);
+    APPEND_LITERAL("\",\"eventName\":\"");
+  }
   appendStringInfoString(out, parts.event_name);
   appendBinaryStringInfo(out, info->envelope_mid.data, info->envelope_mid.len);
   appendBinaryStringInfo(out, num, pg_lltoa(epoch_seconds, num));
@@ -136,9 +142,12 @@ void AppendRecord(StringInfo out, const StreamInfo* info, const RecordParts& par
     APPEND_LITERAL(",\"OldImage\":");
     appendBinaryStringInfo(out, parts.old_image->data, parts.old_image->len);
   }
-  APPEND_LITERAL(",\"SequenceNumber\":\"");
-  appendBinaryStringInfo(out, seq, mapping::kSequenceNumberLength);
-  APPEND_LITERAL("\",\"SizeBytes\":");
+  if (!compact) {
+    APPEND_LITERAL(",\"SequenceNumber\":\"");
+    appendBinaryStringInfo(out, seq, mapping::kSequenceNumberLength);
+    APPEND_LITERAL("\"");
+  }
+  APPEND_LITERAL(",\"SizeBytes\":");
   appendBinaryStringInfo(out, num, pg_lltoa(size, num));
 #undef APPEND_LITERAL
   appendBinaryStringInfo(out, info->envelope_tail.data, info->envelope_tail.len);

@@ -42,8 +42,10 @@ struct RecordParts {
   long old_size;
 };
 
-// The full record, fields in the order DynamoDB Streams delivers them.
+// The full record, fields in the order DynamoDB Streams delivers them;
+// compact: without eventID and SequenceNumber, as the capture worker stores
+// it (mapping::SpliceRecord puts them back).
 void AppendRecord(StringInfo out, const StreamInfo* info, const RecordParts& parts, uint64 system_id,
-                  XLogRecPtr commit_lsn, uint32 change_index, TimestampTz commit_time);
+                  XLogRecPtr commit_lsn, uint32 change_index, TimestampTz commit_time, bool compact);
 
 }  // namespace pgs::decoder

@@ -3,10 +3,12 @@
 #include <sstream>
 #include <utility>
 
+#include "mapping/ids.hpp"  // first: it must not see PostgreSQL headers
 #include "boundary/spi.hpp"
 #include "dispatch/store.hpp"
 
 extern "C" {
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/timestamp.h"
@@ -184,12 +186,16 @@ bool FetchRow(int32_t stream_id, int32_t shard, Position cur, CachedRow* out) {
   });
   out->records.clear();
   out->records.reserve(row.n);
+  const uint64_t system_id = GetSystemIdentifier();  // cannot fail
   for (int i = 0; i < row.n; ++i) {
     Record rec;
     rec.pos = {DatumGetInt64(row.lsns[i]), DatumGetInt32(row.idxs[i])};
     rec.arrival_us = DatumGetTimestampTz(row.arrivals[i]) + kUnixToPgUs;
     auto* t = reinterpret_cast<const varlena*>(DatumGetPointer(row.records[i]));
-    rec.text.assign(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+    int len = static_cast<int>(VARSIZE_ANY_EXHDR(t));
+    rec.text.resize(static_cast<size_t>(len) + mapping::kSpliceExtra);
+    rec.text.resize(static_cast<size_t>(mapping::SpliceRecord(VARDATA_ANY(t), len, system_id, rec.pos.lsn,
+                                                              static_cast<uint32_t>(rec.pos.idx), rec.text.data())));
     out->records.push_back(std::move(rec));
   }
   return true;

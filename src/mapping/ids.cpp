@@ -1,5 +1,8 @@
 #include "mapping/ids.hpp"
 
+#include <cstring>
+#include <string_view>
+
 
 namespace pgs::mapping {
 namespace {
@@ -50,6 +53,34 @@ void FormatEventId(uint64_t system_id, uint64_t commit_lsn, uint32_t change_inde
   Hex16(a, out);
   Hex16(b, out + 16);
   out[kEventIdLength] = '\0';
+}
+
+int SpliceRecord(const char* stored, int len, uint64_t system_id, uint64_t commit_lsn, uint32_t change_index,
+                 char* out) noexcept {
+  std::string_view text(stored, static_cast<size_t>(len));
+  constexpr std::string_view kIdKey = "{\"eventID\":\"";
+  constexpr std::string_view kSizeKey = ",\"SizeBytes\":";
+  size_t at = text.rfind(kSizeKey);
+  if (text.substr(0, kIdKey.size()) == kIdKey || text.empty() || text[0] != '{' || at == std::string_view::npos) {
+    memcpy(out, stored, static_cast<size_t>(len));
+    return len;
+  }
+  char* p = out;
+  auto put = [&p](std::string_view s) {
+    memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  put(kIdKey);
+  FormatEventId(system_id, commit_lsn, change_index, p);
+  p += kEventIdLength;
+  put("\",");
+  put(text.substr(1, at - 1));
+  put(",\"SequenceNumber\":\"");
+  FormatSequenceNumber(commit_lsn, change_index, p);
+  p += kSequenceNumberLength;
+  put("\"");
+  put(text.substr(at));
+  return static_cast<int>(p - out);
 }
 
 uint32_t ShardOfKeys(const char* keys_json, int len, uint32_t shard_count) noexcept {

@@ -52,7 +52,7 @@ CREATE TABLE streams.record_batch (
     lsns      bigint[]      NOT NULL,   -- per record: commit LSN of its transaction,
     idxs      integer[]     NOT NULL,   -- change index within the transaction,
     arrivals  timestamptz[] NOT NULL,   -- commit time,
-    records   text[]        NOT NULL    -- the DynamoDB stream record, as decoded
+    records   text[]        NOT NULL    -- the DynamoDB stream records, without eventID and SequenceNumber
 ) PARTITION BY LIST (stream_id);
 CREATE INDEX record_batch_position ON streams.record_batch (stream_id, shard, last_lsn, last_idx);
 DO $$
@@ -64,10 +64,19 @@ EXCEPTION WHEN feature_not_supported THEN
     NULL;  -- a server built without lz4: TOAST's default compression
 END $$;
 
+-- The stored record texts lack eventID and SequenceNumber (they follow from
+-- the record's position and the system identifier, and eventID's hex digits
+-- do not compress); readers put them back with this function.
+CREATE FUNCTION streams._full_record(record text, lsn bigint, idx integer) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgs_full_record';
+COMMENT ON FUNCTION streams._full_record(text, bigint, integer) IS
+    'Internal: a stored record with its eventID and SequenceNumber spliced back in.';
+
 -- One row per record: the packed rows unpacked, for reading by hand (and
 -- tests). append_xid is the transaction that appended the record.
 CREATE VIEW streams.record AS
-SELECT b.stream_id, b.shard, u.lsn, u.idx, u.arrival, u.record, b.xmin AS append_xid
+SELECT b.stream_id, b.shard, u.lsn, u.idx, u.arrival, streams._full_record(u.record, u.lsn, u.idx) AS record,
+       b.xmin AS append_xid
 FROM streams.record_batch b
 CROSS JOIN LATERAL unnest(b.lsns, b.idxs, b.arrivals, b.records) AS u(lsn, idx, arrival, record);
 

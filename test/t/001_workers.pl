@@ -148,6 +148,36 @@ is($node->safe_psql('d2', qq{
 	SET enable_seqscan = off; SET enable_bitmapscan = off;
 	SELECT sum(n_records) FROM streams.record_batch WHERE stream_id = $pk_id AND shard = 0 AND last_lsn > 0;
 	}), '1000', 'and the index has an entry for every stored row');
+# Records are stored without eventID and SequenceNumber; readers splice them
+# back in, byte for byte as the output plugin writes them (also with a column
+# named SizeBytes and a value that quotes the envelope's tail).
+$node->safe_psql('d2', q{SELECT pg_create_logical_replication_slot('splice_check', 'pg_streams')});
+$node->safe_psql('d2', q|
+CREATE TABLE sz (id int PRIMARY KEY, "SizeBytes" int, v text);
+SELECT streams.enable_stream('sz', 'NEW_AND_OLD_IMAGES', 2);
+INSERT INTO sz VALUES (1, 5, ',"SizeBytes":7,"StreamViewType":"x"}'), (2, NULL, 'b');
+UPDATE sz SET v = 'c' WHERE id = 2;
+DELETE FROM sz WHERE id = 1;
+|);
+ok($node->poll_query_until('d2', q{
+	SELECT count(*) = 4 FROM streams.record r JOIN streams.stream s USING (stream_id) WHERE s.relid = 'sz'::regclass}),
+	'records of sz captured');
+my $from_plugin = $node->safe_psql('d2', q{
+	SELECT string_agg(data, E'\n' ORDER BY n)
+	FROM pg_logical_slot_get_changes('splice_check', NULL, NULL) WITH ORDINALITY AS c(lsn, xid, data, n)});
+$node->safe_psql('d2', q{SELECT pg_drop_replication_slot('splice_check')});
+my $from_stream = $node->safe_psql('d2', q{
+	SELECT string_agg(r.record, E'\n' ORDER BY r.lsn, r.idx)
+	FROM streams.record r JOIN streams.stream s USING (stream_id) WHERE s.relid = 'sz'::regclass});
+is($from_stream, $from_plugin, 'records read from the stream are the output plugin\'s records, byte for byte');
+like($from_stream, qr/"eventID":"[0-9a-f]{32}".*"SequenceNumber":"\d{31}","SizeBytes":\d+,"StreamViewType"/,
+	'with their eventID and SequenceNumber');
+is($node->safe_psql('d2', q~
+	SELECT count(*) FILTER (WHERE t LIKE '{"eventName":%' AND t NOT LIKE '%"eventID"%' AND t NOT LIKE '%"SequenceNumber"%')
+	       || ',' || count(*)
+	FROM streams.record_batch b JOIN streams.stream s USING (stream_id), unnest(b.records) t
+	WHERE s.relid = 'sz'::regclass~),
+	'4,4', 'which are not stored');
 # A row of one small record (under TOAST's 2 kB threshold) is compressed too,
 # kept in the row itself, and reads back as it was written.
 $node->safe_psql('d2', q{
