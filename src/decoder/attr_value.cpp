@@ -15,9 +15,6 @@ extern "C" {
 #include "utils/typcache.h"
 }
 
-// Fixed text, its length known at compile time.
-#define APPEND_LITERAL(out, s) appendBinaryStringInfo(out, s, sizeof(s) - 1)
-
 namespace pgs::decoder {
 namespace {
 
@@ -135,8 +132,8 @@ long AppendInteger(StringInfo out, Oid base, Datum value) {
 
 long AppendJsonbScalar(StringInfo out, const JsonbValue* v) {
   switch (v->type) {
-    case jbvNull: APPEND_LITERAL(out, "{\"NULL\":true}"); return 1;
-    case jbvBool: v->val.boolean ? APPEND_LITERAL(out, "{\"BOOL\":true}") : APPEND_LITERAL(out, "{\"BOOL\":false}"); return 1;
+    case jbvNull: AppendLiteral(out, "{\"NULL\":true}"); return 1;
+    case jbvBool: v->val.boolean ? AppendLiteral(out, "{\"BOOL\":true}") : AppendLiteral(out, "{\"BOOL\":false}"); return 1;
     case jbvString: return AppendS(out, v->val.string.val, v->val.string.len);
     case jbvNumeric:
       return AppendNumberText(out, DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric))));
@@ -280,7 +277,7 @@ long AppendArray(StringInfo out, const TypeInfo* t, Datum value) {
   ArrayType* arr = DatumGetArrayTypeP(value);
   int ndim = ARR_NDIM(arr);
   if (ndim == 0) {
-    APPEND_LITERAL(out, "{\"L\":[]}");
+    AppendLiteral(out, "{\"L\":[]}");
     return 3;
   }
   Datum* elems;
@@ -333,13 +330,13 @@ void ResetTypeCache() {
 
 long AppendAttrValue(StringInfo out, Oid typid, Datum value, bool isnull) {
   if (isnull) {
-    APPEND_LITERAL(out, "{\"NULL\":true}");
+    AppendLiteral(out, "{\"NULL\":true}");
     return 1;
   }
   const TypeInfo* t = LookupType(typid);
   switch (t->kind) {
     case Kind::kBool:
-      DatumGetBool(value) ? APPEND_LITERAL(out, "{\"BOOL\":true}") : APPEND_LITERAL(out, "{\"BOOL\":false}");
+      DatumGetBool(value) ? AppendLiteral(out, "{\"BOOL\":true}") : AppendLiteral(out, "{\"BOOL\":false}");
       return 1;
     case Kind::kInteger:
       return AppendInteger(out, t->base, value);

@@ -14,6 +14,12 @@ namespace pgs::decoder {
 // ASCII-safe: bytes of multibyte characters are all >= 0x80).
 void AppendJsonString(StringInfo out, const char* s, int len);
 
+// Appends fixed text, its length known at compile time.
+template <size_t N>
+inline void AppendLiteral(StringInfo out, const char (&s)[N]) {
+  appendBinaryStringInfo(out, s, static_cast<int>(N - 1));
+}
+
 // The length in UTF-8 of server-encoded text: what DynamoDB's sizes count.
 int Utf8Length(const char* s, int len);
 

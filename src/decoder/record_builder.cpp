@@ -120,36 +120,34 @@ void AppendRecord(StringInfo out, const StreamInfo* info, const RecordParts& par
 
   // Pieces of fixed text and integers written directly: this runs for every
   // change, and format strings cost more than the rest of the envelope.
-#define APPEND_LITERAL(s) appendBinaryStringInfo(out, s, sizeof(s) - 1)
   char num[MAXINT8LEN + 1];
   if (compact) {
-    APPEND_LITERAL("{\"eventName\":\"");
+    AppendLiteral(out, "{\"eventName\":\"");
   } else {
-    APPEND_LITERAL("{\"eventID\":\"");
+    AppendLiteral(out, "{\"eventID\":\"");
     appendBinaryStringInfo(out, event_id, mapping::kEventIdLength);
-    APPEND_LITERAL("\",\"eventName\":\"");
+    AppendLiteral(out, "\",\"eventName\":\"");
   }
   appendStringInfoString(out, parts.event_name);
   appendBinaryStringInfo(out, info->envelope_mid.data, info->envelope_mid.len);
   appendBinaryStringInfo(out, num, pg_lltoa(epoch_seconds, num));
-  APPEND_LITERAL(".0,\"Keys\":");
+  AppendLiteral(out, ".0,\"Keys\":");
   appendBinaryStringInfo(out, parts.keys->data, parts.keys->len);
   if (parts.new_image != nullptr) {
-    APPEND_LITERAL(",\"NewImage\":");
+    AppendLiteral(out, ",\"NewImage\":");
     appendBinaryStringInfo(out, parts.new_image->data, parts.new_image->len);
   }
   if (parts.old_image != nullptr) {
-    APPEND_LITERAL(",\"OldImage\":");
+    AppendLiteral(out, ",\"OldImage\":");
     appendBinaryStringInfo(out, parts.old_image->data, parts.old_image->len);
   }
   if (!compact) {
-    APPEND_LITERAL(",\"SequenceNumber\":\"");
+    AppendLiteral(out, ",\"SequenceNumber\":\"");
     appendBinaryStringInfo(out, seq, mapping::kSequenceNumberLength);
-    APPEND_LITERAL("\"");
+    AppendLiteral(out, "\"");
   }
-  APPEND_LITERAL(",\"SizeBytes\":");
+  AppendLiteral(out, ",\"SizeBytes\":");
   appendBinaryStringInfo(out, num, pg_lltoa(size, num));
-#undef APPEND_LITERAL
   appendBinaryStringInfo(out, info->envelope_tail.data, info->envelope_tail.len);
 }
 

@@ -19,24 +19,20 @@ extern "C" {
 namespace pgs::decoder {
 namespace {
 
-#define APPEND_LITERAL(out, s) appendBinaryStringInfo(out, s, sizeof(s) - 1)
-
 void BuildEnvelope(StreamInfo* info) {
   StringInfo mid = &info->envelope_mid;
   initStringInfo(mid);
-  APPEND_LITERAL(mid, "\",\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\",\"awsRegion\":");
+  AppendLiteral(mid, "\",\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\",\"awsRegion\":");
   AppendJsonString(mid, info->region, static_cast<int>(strlen(info->region)));
-  APPEND_LITERAL(mid, ",\"dynamodb\":{\"ApproximateCreationDateTime\":");
+  AppendLiteral(mid, ",\"dynamodb\":{\"ApproximateCreationDateTime\":");
   StringInfo tail = &info->envelope_tail;
   initStringInfo(tail);
-  APPEND_LITERAL(tail, ",\"StreamViewType\":\"");
+  AppendLiteral(tail, ",\"StreamViewType\":\"");
   appendStringInfoString(tail, info->view_name);
-  APPEND_LITERAL(tail, "\"},\"eventSourceARN\":");
+  AppendLiteral(tail, "\"},\"eventSourceARN\":");
   AppendJsonString(tail, info->arn, static_cast<int>(strlen(info->arn)));
   appendStringInfoChar(tail, '}');
 }
-
-#undef APPEND_LITERAL
 
 struct Entry {
   Oid relid;  // hash key

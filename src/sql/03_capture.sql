@@ -21,6 +21,7 @@ BEGIN
     WHILE to_timestamp(b) <= hi LOOP
         lower := to_timestamp(b);
         IF NOT EXISTS (SELECT 1 FROM streams.segment WHERE stream_id = p_stream AND lower_bound = lower) THEN
+            -- The appender computes this name itself (src/worker/segment_insert.cpp).
             name := format('record_%s_%s', p_stream, b);
             -- CREATE + ATTACH: attaching needs only SHARE UPDATE EXCLUSIVE on the
             -- stream's table, so open readers do not hold up capture.
