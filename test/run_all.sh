@@ -20,7 +20,7 @@ passed=0
 failed=0
 
 # pg_regress ---------------------------------------------------------------
-tests=$(ls sql/*.sql 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.sql$//' | sort)
+tests=$(ls sql/${REGRESS_ONLY:-*}.sql 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.sql$//' | sort)
 if [ -n "$tests" ] && [ "${SKIP_REGRESS:-0}" != 1 ]; then
   (cd "$WORK" && "${RUNAS[@]}" "$PGXS_DIR/src/test/regress/pg_regress" \
       --inputdir="$WORK" --outputdir="$WORK/regress" --bindir="$PGBIN" \
