@@ -398,7 +398,7 @@ if part(5):
 print("=" * W)
 
 # --------------------------------------------------------------------------
-# The same figures as a Markdown table (the README's benchmark section).
+# The same figures as a Markdown table (the latest-run table in the README and docs/benchmark.md).
 def mark(ok):
     return "n/a" if ok is None else ("met" if ok else "**not met**")
 
