@@ -2,31 +2,54 @@
 
 #include <curl/curl.h>
 
+#include <strings.h>
+
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 
 namespace pgs::targets {
 namespace {
 
-size_t Collect(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
+// libcurl calls these from C frames: nothing may throw out of them. A
+// short count aborts the transfer (CURLE_WRITE_ERROR).
+struct BodySink {
+  std::string body;
+  bool too_large = false;  // the body passed kMaxResponseBody: reading stopped
+  bool failed = false;     // out of memory
+};
+
+size_t Collect(char* data, size_t size, size_t n, void* out) noexcept {
+  auto* sink = static_cast<BodySink*>(out);
+  size_t len = size * n;
+  if (len > kMaxResponseBody - std::min(kMaxResponseBody, sink->body.size())) {
+    sink->too_large = true;
+    return 0;
+  }
+  try {
+    sink->body.append(data, len);
+  } catch (...) {
+    sink->failed = true;
+    return 0;
+  }
+  return len;
 }
 
-size_t CollectHeader(char* data, size_t size, size_t n, void* out) {
-  std::string line(data, size * n);
-  const std::string key = "retry-after:";
-  if (line.size() > key.size()) {
-    std::string head = line.substr(0, key.size());
-    for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (head == key) {
-      char* end = nullptr;
-      double v = std::strtod(line.c_str() + key.size(), &end);
-      if (end != line.c_str() + key.size() && v >= 0) *static_cast<std::optional<double>*>(out) = v;
-    }
-  }
-  return size * n;
+// Takes Retry-After (seconds) from the header lines; allocates nothing.
+size_t CollectHeader(char* data, size_t size, size_t n, void* out) noexcept {
+  size_t len = size * n;
+  static const char kKey[] = "retry-after:";
+  constexpr size_t kKeyLen = sizeof(kKey) - 1;
+  if (len <= kKeyLen || len > 64 || strncasecmp(data, kKey, kKeyLen) != 0) return len;
+  char value[65];
+  memcpy(value, data + kKeyLen, len - kKeyLen);
+  value[len - kKeyLen] = '\0';
+  char* end = nullptr;
+  double v = std::strtod(value, &end);
+  if (end != value && v >= 0) *static_cast<std::optional<double>*>(out) = v;
+  return len;
 }
 
 struct EasyDeleter {
@@ -111,10 +134,13 @@ HttpResponse HttpPost(const HttpRequest& req, const std::function<void()>& poll)
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, req.verify_tls ? 2L : 0L);
   if (!req.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, req.ca_file.c_str());
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, Collect);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, &res.body);
+  BodySink sink;
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, CollectHeader);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &res.retry_after_s);
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(6 * 1024 * 1024));
+  // A Content-Length over the cap is refused before the body is read; other
+  // framings (chunked, closed connection) are cut by Collect.
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxResponseBody));
   CURLcode result = CURLE_OK;
   {
     Attached attached(multi, e);
@@ -133,11 +159,16 @@ HttpResponse HttpPost(const HttpRequest& req, const std::function<void()>& poll)
   }
   if (result == CURLE_OK) {
     res.answered = true;
+    res.body = std::move(sink.body);
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &res.status);
+  } else if (sink.too_large || result == CURLE_FILESIZE_EXCEEDED) {
+    res.too_large = true;
+    res.error = "response body exceeds 6 MB";
+  } else if (sink.failed) {
+    res.error = "out of memory while reading the response";
   } else {
     res.timed_out = result == CURLE_OPERATION_TIMEDOUT;
     res.error = curl_easy_strerror(result);
-    res.body.clear();
   }
   return res;
 }

@@ -3,12 +3,17 @@
 // PostgreSQL calls here; `poll` may throw (e.g. a PgError on SIGTERM).
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace pgs::targets {
+
+// Response bodies are read up to this size (Lambda's 6 MB payload limit);
+// reading stops as soon as a body passes it, whatever its framing.
+constexpr size_t kMaxResponseBody = 6 * 1024 * 1024;
 
 struct HttpRequest {
   std::string url;
@@ -22,6 +27,7 @@ struct HttpRequest {
 struct HttpResponse {
   bool answered = false;  // false: timeout, refused, reset, DNS, TLS...
   bool timed_out = false;
+  bool too_large = false;  // the body passed kMaxResponseBody; error says so
   long status = 0;
   std::string body;
   std::optional<double> retry_after_s;  // Retry-After in seconds, when given
