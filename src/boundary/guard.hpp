@@ -10,6 +10,7 @@
 #pragma once
 
 #include <exception>
+#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -17,20 +18,28 @@
 
 namespace pgs {
 
-// A PostgreSQL ERROR caught by PgCall, carried through C++ frames.
+// A PostgreSQL ERROR caught by PgCall, carried through C++ frames. The
+// ErrorData lives in a process-long memory context of its own (not in the
+// caller's context: that may be SPI's or a subtransaction's, deleted while
+// the exception unwinds) and is freed with the last PgError that holds it.
 class PgError : public std::exception {
  public:
-  explicit PgError(ErrorData* edata) noexcept : edata_(edata) {}
+  // Takes ownership of edata (allocated by detail::RunGuarded).
+  explicit PgError(ErrorData* edata);
   const char* what() const noexcept override;
-  ErrorData* edata() const noexcept { return edata_; }
+  ErrorData* edata() const noexcept { return edata_.get(); }
+  // A copy in ErrorContext for ReThrowError, or nullptr when memory ran out.
+  // ErrorContext is reset by whoever handles the error raised with it.
+  ErrorData* ForRethrow() const noexcept;
 
  private:
-  ErrorData* edata_;
+  std::shared_ptr<ErrorData> edata_;
 };
 
 namespace detail {
 // Runs fn(arg) under PG_TRY. Returns nullptr on success or the copied
-// ErrorData (in the caller's memory context) when fn raised an ERROR.
+// ErrorData when fn raised an ERROR. The copy lives in a process-long
+// context: pass it to PgError (or FreeErrorData it).
 ErrorData* RunGuarded(void (*fn)(void*), void* arg) noexcept;
 
 // Runs impl(fcinfo) with C++ exceptions caught; re-raises them as ERRORs.

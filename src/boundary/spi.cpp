@@ -15,7 +15,9 @@ Session::Session() {
 }
 
 Session::~Session() {
-  (void)detail::RunGuarded([](void*) { SPI_finish(); }, nullptr);
+  // Runs while an exception may unwind: nothing may escape. A failure here
+  // (none is expected) is dropped; the transaction's abort cleans up SPI.
+  if (ErrorData* e = detail::RunGuarded([](void*) { SPI_finish(); }, nullptr)) FreeErrorData(e);
 }
 
 uint64 Exec(const char* sql, int nargs, const Oid* types, const Datum* values, const char* nulls, bool read_only,

@@ -89,7 +89,10 @@ void pgs_dispatch_main(Datum arg) {
   try {
     Run(mapping_id);
   } catch (const pgs::PgError& e) {
-    error = e.edata();
+    // A copy that outlives the exception (~Session has freed SPI's memory
+    // while it unwound; the PgError's own copy goes with the exception).
+    error = e.ForRethrow();
+    if (error == nullptr) strlcpy(message, "out of memory", sizeof(message));
   } catch (const std::exception& e) {
     strlcpy(message, e.what(), sizeof(message));
   }
