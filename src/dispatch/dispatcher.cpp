@@ -12,6 +12,10 @@
 #include "worker/shmem.hpp"
 #include "worker/work.hpp"
 
+extern "C" {
+#include "access/xlog.h"
+}
+
 namespace pgs::dispatch {
 namespace {
 
@@ -428,6 +432,11 @@ void Dispatcher::Step(Shard& sh, int64_t now) {
   }
   Commit();
   if (plan.kind == Plan::kNone) return;
+  // The dispatcher commits asynchronously; the batch's extent (and so its
+  // Idempotency-Key) must be on disk before the request leaves, or a crash
+  // could cut the batch anew and resend its records under another key.
+  // One flush per request, not per record.
+  PgCall([] { XLogFlush(XactLastCommitEnd); });
 
   // MaxConcurrency: wait for a free slot; the batch is fixed already.
   const TargetConfig& target = plan.kind == Plan::kInvoke ? cfg_.target : cfg_.destination;

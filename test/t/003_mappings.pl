@@ -393,7 +393,11 @@ my $dpid = $node->safe_psql($db, q{
 	AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = s.pid AND l.relation = 't_k_out'::regclass) LIMIT 1});
 $dpid = $node->safe_psql($db, q{SELECT max(pid) FROM pg_stat_activity WHERE backend_type = 'pg_streams dispatch'})
 	if $dpid eq '';
-kill 'KILL', $dpid;
+like($dpid, qr/^\d+$/, 'a dispatcher was running to be killed');
+my $log_offset = -s $node->logfile;
+is(kill('KILL', $dpid), 1, 'kill -9 reached the dispatcher');
+ok($node->wait_for_log(qr/\(PID $dpid\) was terminated by signal 9/, $log_offset),
+	'the postmaster saw the dispatcher die of kill -9');
 ok($node->poll_query_until($db, q{SELECT count(*) = 600 FROM t_k_out}, 't', 120), 'all records delivered after the crash');
 sleep(1);
 is($node->safe_psql($db, q{SELECT count(*) || ',' || count(DISTINCT id) FROM t_k_out}), '600,600',

@@ -282,7 +282,11 @@ ok(wait_requests('/k', 3), 'requests under way');
 # dispatcher with its request in flight included.
 my @dispatchers = split /\n/, $node->safe_psql($db,
 	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_streams dispatch'});
-kill 'KILL', $dispatchers[0];
+ok(scalar(@dispatchers) > 0 && $dispatchers[0] =~ /^\d+$/, 'a dispatcher was running to be killed');
+my $log_offset = -s $node->logfile;
+is(kill('KILL', $dispatchers[0]), 1, 'kill -9 reached a dispatcher');
+ok($node->wait_for_log(qr/\(PID $dispatchers[0]\) was terminated by signal 9/, $log_offset),
+	'the postmaster saw the dispatcher die of kill -9');
 my %delivered;
 for (1 .. 600)
 {
@@ -301,6 +305,20 @@ for my $r (@{ requests('/k') })
 	$key_of{$ids} = $r->{headers}{'idempotency-key'};
 }
 ok($consistent, 'a batch sent twice carries the same idempotency key');
+# Per record: every send of a record carries one key (the batch's extent is
+# on disk before its request leaves), and some record was sent again.
+my (%keys_of_id, %sends_of_id);
+for my $r (@{ requests('/k') })
+{
+	for my $id (split /,/, ids_of($r->{body}))
+	{
+		$keys_of_id{$id}{ $r->{headers}{'idempotency-key'} } = 1;
+		$sends_of_id{$id}++;
+	}
+}
+is(scalar(grep { scalar(keys %{ $keys_of_id{$_} }) > 1 } keys %keys_of_id), 0,
+	'every record carries the same idempotency key on every send');
+ok(scalar(grep { $sends_of_id{$_} > 1 } keys %sends_of_id) > 0, 'the kill made records be sent again');
 
 $sink->kill_kill;
 $node->stop;
