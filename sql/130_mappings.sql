@@ -375,11 +375,15 @@ SELECT pgs_try($$SELECT streams.delete_function('esm-a')$$) AS other_delete_func
 SELECT pgs_try($$SELECT streams.update_function_configuration('esm-a', '{"Timeout": 9}')$$) AS other_update_function;
 -- No SELECT on esm_t.
 SELECT esm_create('{"EventSourceArn": "esm_t", "FunctionName": "esm-c", "StartingPosition": "LATEST", "Enabled": false}') AS no_select;
+-- Not a member of the owner of esm-b (issue 13: mapping invokes the function).
+SELECT esm_create('{"EventSourceArn": "esm_u", "FunctionName": "esm-b", "StartingPosition": "LATEST", "Enabled": false}')
+    AS not_function_owner;
+SELECT streams.create_function('esm-o', 'esm_h(jsonb)')->>'FunctionName' AS own_function;
 -- No INSERT on esm_dest.
-SELECT esm_create('{"EventSourceArn": "esm_u", "FunctionName": "esm-b", "StartingPosition": "LATEST", "Enabled": false,
+SELECT esm_create('{"EventSourceArn": "esm_u", "FunctionName": "esm-o", "StartingPosition": "LATEST", "Enabled": false,
                     "DestinationConfig": {"OnFailure": {"Destination": "esm_dest"}}}') AS no_insert;
 -- Its own mapping, with the ready destination table.
-SELECT streams.create_event_source_mapping('{"EventSourceArn": "esm_u", "FunctionName": "esm-b",
+SELECT streams.create_event_source_mapping('{"EventSourceArn": "esm_u", "FunctionName": "esm-o",
     "StartingPosition": "LATEST", "Enabled": false,
     "DestinationConfig": {"OnFailure": {"Destination": "streams.failed_batches"}}}') AS doc \gset
 SELECT :'doc'::jsonb->>'State' AS state, :'doc'::jsonb->'DestinationConfig' AS destination;

@@ -23,6 +23,7 @@ constexpr size_t kMaxPayload = 6 * 1024 * 1024;  // Lambda's synchronous payload
 constexpr int kMaxBatchRecords = 10000;
 constexpr int64_t kIdle = INT64_MAX / 4;
 constexpr int64_t kConcurrencyWaitUs = 20000;  // re-check a full MaxConcurrency after 20 ms
+constexpr int64_t kAccessRecheckMs = 5000;      // a GRANT does not wake dispatchers: re-check this often
 
 void Begin() { PgCall([] { worker::BeginWork(); }); }
 void Commit() { PgCall([] { worker::EndWork(); }); }
@@ -222,6 +223,16 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
       NextBatch(s);
       sh.due_us = now;
     }
+    return plan;
+  }
+
+  // Before every batch: may the owner still read the stream and use its
+  // function? If not, the batch waits (no retry used, nothing skipped).
+  if (auto problem = CheckAccess(mapping_id_)) {
+    stats.error = problem->error;
+    s.retry_at_us = now + std::min<int64_t>(BackoffMs(++sh.unavailable), kAccessRecheckMs) * 1000;
+    sh.due_us = s.retry_at_us;
+    SetResult(problem->result.c_str());
     return plan;
   }
 

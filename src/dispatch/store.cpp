@@ -39,7 +39,7 @@ bool LoadMapping(int32_t mapping_id, MappingConfig* out) {
       " m.maximum_record_age, m.bisect, 'ReportBatchItemFailures' = ANY (m.response_types),"
       " m.destination_table::int8, m.destination_function,"
       " (extract(epoch FROM m.starting_timestamp) * 1000000)::int8, m.owner::int8, m.enabled, m.state,"
-      " m.last_result"
+      " m.last_result, m.function_owner::int8, m.destination_owner::int8"
       " FROM streams.event_source_mapping m"
       " WHERE m.mapping_id = $1";
   Oid types[1] = {INT4OID};
@@ -65,17 +65,20 @@ bool LoadMapping(int32_t mapping_id, MappingConfig* out) {
   c.enabled = spi::Bool(0, 16).value_or(false);
   c.state = spi::Text(0, 17).value_or("");
   c.last_result = spi::Text(0, 18).value_or("");
-  c.target = LoadTarget(c.function_name);
-  if (!c.dest_function.empty()) c.destination = LoadTarget(c.dest_function);
+  // The functions the mapping was bound to: same name and same owner.
+  const auto function_owner = static_cast<uint32_t>(spi::Int64(0, 19).value_or(0));
+  const auto destination_owner = static_cast<uint32_t>(spi::Int64(0, 20).value_or(0));
+  c.target = LoadTarget(c.function_name, function_owner);
+  if (!c.dest_function.empty()) c.destination = LoadTarget(c.dest_function, destination_owner);
   *out = std::move(c);
   return true;
 }
 
-TargetConfig LoadTarget(const std::string& name) {
-  Oid types[1] = {TEXTOID};
-  Datum values[1] = {PgCall([&] { return CStringGetTextDatum(name.c_str()); })};
+TargetConfig LoadTarget(const std::string& name, uint32_t owner) {
+  Oid types[2] = {TEXTOID, OIDOID};
+  Datum values[2] = {PgCall([&] { return CStringGetTextDatum(name.c_str()); }), ObjectIdGetDatum(owner)};
   TargetConfig t;
-  if (spi::Exec("SELECT * FROM streams._target_config($1)", 1, types, values, nullptr, true) == 0) return t;
+  if (spi::Exec("SELECT * FROM streams._target_config($1, $2)", 2, types, values, nullptr, true) == 0) return t;
   auto kind = spi::Text(0, 1);
   if (!kind) return t;  // no such function
   t.exists = true;
@@ -95,6 +98,16 @@ TargetConfig LoadTarget(const std::string& name) {
   t.function_id = spi::Int32(0, 10).value_or(0);
   t.max_concurrency = spi::Int32(0, 11).value_or(0);
   return t;
+}
+
+std::optional<AccessProblem> CheckAccess(int32_t mapping_id) {
+  Oid types[1] = {INT4OID};
+  Datum values[1] = {Int32GetDatum(mapping_id)};
+  if (spi::ExecPrepared("SELECT * FROM streams._mapping_problem($1)", 1, types, values, nullptr, true) == 0)
+    return std::nullopt;
+  auto result = spi::Text(0, 1);
+  if (!result) return std::nullopt;
+  return AccessProblem{*result, spi::Text(0, 2).value_or("")};
 }
 
 std::vector<ShardState> LoadShards(int32_t mapping_id) {

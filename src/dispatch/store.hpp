@@ -22,7 +22,17 @@ struct StepStats {
 // False when the mapping no longer exists.
 bool LoadMapping(int32_t mapping_id, MappingConfig* out);
 std::vector<ShardState> LoadShards(int32_t mapping_id);
-TargetConfig LoadTarget(const std::string& function_name);
+// The function of that name registered by `owner` (absent: exists is false).
+TargetConfig LoadTarget(const std::string& function_name, uint32_t owner);
+
+// Why the mapping may not deliver a batch now (streams._mapping_problem): its
+// owner lost the right to read the stream or to use the function it was
+// bound to, or that function is gone. nullopt: it may deliver.
+struct AccessProblem {
+  std::string result;  // LastProcessingResult
+  std::string error;   // last_error
+};
+std::optional<AccessProblem> CheckAccess(int32_t mapping_id);
 
 // Records after `after` (and at or before `upto`), oldest first, at most `limit`.
 std::vector<Record> ReadRecords(const MappingConfig& cfg, int32_t shard, Position after,

@@ -67,21 +67,59 @@ BEGIN
     RETURN s;
 END $$;
 
+-- Whether row-level security policies apply to role on table rel (as
+-- PostgreSQL's check_enable_rls decides: RLS enabled, the role neither a
+-- superuser nor BYPASSRLS, and not the table's owner unless FORCE is set).
+CREATE FUNCTION streams._rls_applies(rel oid, role oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.relrowsecurity
+           AND NOT EXISTS (SELECT 1 FROM pg_roles a WHERE a.oid = role AND (a.rolsuper OR a.rolbypassrls))
+           AND (c.relforcerowsecurity OR NOT pg_has_role(role, c.relowner, 'USAGE'))
+    FROM pg_class c WHERE c.oid = rel
+$$;
+
+-- Why role may not read the stream s (NULL: it may). Reading a stream takes
+-- SELECT on its table and USAGE on the table's schema; a table with
+-- row-level security is refused to every role its policies apply to (the
+-- records hold whole rows: they cannot be filtered by policy). Once the table
+-- is dropped, its stream stays readable to its owner and superusers until trimmed.
+CREATE FUNCTION streams._read_problem(s streams.stream, role oid) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c pg_class;
+BEGIN
+    SELECT * INTO c FROM pg_class WHERE oid = s.relid;
+    IF NOT FOUND THEN
+        IF (SELECT rolsuper FROM pg_roles WHERE oid = role) OR role = s.owner THEN
+            RETURN NULL;
+        END IF;
+        RETURN format('permission denied to read stream %s: its table %s was dropped', s.stream_arn, s.table_name);
+    END IF;
+    IF NOT has_table_privilege(role, s.relid, 'SELECT') THEN
+        RETURN format('permission denied to read stream %s: SELECT on table %s is required', s.stream_arn, s.table_name);
+    END IF;
+    IF NOT has_schema_privilege(role, c.relnamespace, 'USAGE') THEN
+        RETURN format('permission denied to read stream %s: USAGE on schema %s is required',
+                      s.stream_arn, c.relnamespace::regnamespace);
+    END IF;
+    IF streams._rls_applies(s.relid, role) THEN
+        RETURN format('permission denied to read stream %s: table %s has row-level security that applies to role %s',
+                      s.stream_arn, s.table_name, (SELECT quote_ident(rolname) FROM pg_roles WHERE oid = role));
+    END IF;
+    RETURN NULL;
+END $$;
+
 -- Checks that the calling role may read the stream's table.
 CREATE FUNCTION streams._check_read(s streams.stream) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    caller oid := streams._caller();
+    problem text := streams._read_problem(s, streams._caller());
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_class WHERE oid = s.relid) THEN
-        IF has_table_privilege(caller, s.relid, 'SELECT') THEN
-            RETURN;
-        END IF;
-    ELSIF (SELECT rolsuper FROM pg_roles WHERE oid = caller) OR caller = s.owner THEN
-        RETURN;  -- table dropped: its stream stays readable to its owner until trimmed
+    IF problem IS NOT NULL THEN
+        PERFORM streams._raise('42501', 'AccessDeniedException', problem,
+            CASE WHEN problem LIKE '%row-level security%'
+                 THEN 'Streams hold whole rows: they are not filtered by policies. Read them as the table owner or a BYPASSRLS role.' END);
     END IF;
-    PERFORM streams._raise('42501', 'AccessDeniedException',
-        format('permission denied to read stream %s: SELECT on table %s is required', s.stream_arn, s.table_name));
 END $$;
 
 -- The replica identity of one relation, to restore it later.
@@ -95,5 +133,6 @@ $$;
 
 REVOKE ALL ON FUNCTION streams._raise(text, text, text, text), streams._parse_seq(text),
     streams._find_stream(text), streams._check_read(streams.stream), streams._identity_of(oid),
+    streams._rls_applies(oid, oid), streams._read_problem(streams.stream, oid),
     streams._shard_id(streams.stream, integer), streams._seq(bigint, integer) FROM PUBLIC;
 

@@ -60,6 +60,16 @@ BEGIN
     RETURN f;
 END $$;
 
+-- The scheme, host and port of a URL: all of it that roles other than its
+-- owner see (paths and query strings may hold tokens).
+CREATE FUNCTION streams._url_origin(url text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(array_to_string(regexp_match(url, '^([a-zA-Z][a-zA-Z0-9+.-]*://)(?:[^/?#@]*@)?([^/?#]*)'), ''), '')
+$$;
+
+-- A function's description (GetFunction's Configuration). HTTP functions:
+-- the URL's path and query string, Headers and CaFile are shown only to
+-- members of the function's owner; others see the URL's scheme, host and port.
 CREATE FUNCTION streams._function_doc(f streams.function) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
@@ -72,9 +82,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'State', CASE WHEN f.kind = 'http' OR EXISTS (SELECT 1 FROM pg_proc WHERE oid = f.handler)
                       THEN 'Active' ELSE 'Failed' END,
         'Owner', (SELECT rolname FROM pg_roles WHERE oid = f.owner))
-    || CASE f.kind WHEN 'sql' THEN jsonb_build_object('Handler', f.handler::text)
-       ELSE jsonb_build_object('Url', f.url, 'Headers', f.http_headers, 'VerifyTls', f.verify_tls,
-                'CaFile', f.ca_file, 'MaxConcurrency', f.max_concurrency,
+    || CASE WHEN f.kind = 'sql' THEN jsonb_build_object('Handler', f.handler::text)
+       WHEN pg_has_role(streams._caller(), f.owner, 'USAGE') THEN
+            jsonb_build_object('Url', f.url, 'Headers', f.http_headers, 'CaFile', f.ca_file)
+       ELSE jsonb_build_object('Url', streams._url_origin(f.url))
+       END
+    || CASE f.kind WHEN 'sql' THEN '{}'::jsonb
+       ELSE jsonb_build_object('VerifyTls', f.verify_tls, 'MaxConcurrency', f.max_concurrency,
                 -- secrets: names only, never values
                 'SecretHeaders', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]'::jsonb)
                                   FROM streams.function_secret fs, jsonb_object_keys(coalesce(fs.secret_headers, '{}')) k
@@ -115,7 +129,7 @@ BEGIN
     END IF;
 END $$;
 
-REVOKE ALL ON FUNCTION streams._function_arn(text), streams._function_name_of(text),
+REVOKE ALL ON FUNCTION streams._function_arn(text), streams._function_name_of(text), streams._url_origin(text),
     streams._find_function(text), streams._function_doc(streams.function),
     streams._check_function_name(text), streams._check_timeout(integer),
     streams._check_function_owner(streams.function) FROM PUBLIC;
@@ -152,6 +166,7 @@ BEGIN
     VALUES (function_name, streams._function_arn(function_name), 'sql', handler, timeout,
             coalesce(description, ''), caller, clock_timestamp())
     RETURNING * INTO f;
+    PERFORM streams._mappings_changed();  -- mappings waiting for a function of this name
     RETURN streams._function_doc(f);
 END $$;
 COMMENT ON FUNCTION streams.create_function(text, regprocedure, integer, text) IS

@@ -28,7 +28,11 @@ CREATE TABLE streams.event_source_mapping (
     state_reason           text        NOT NULL,
     last_modified          timestamptz NOT NULL,
     last_result            text        NOT NULL DEFAULT 'No records processed',
-    owner                  oid         NOT NULL
+    owner                  oid         NOT NULL,
+    -- The owners of the functions the mapping was bound to: a function of the
+    -- same name registered later by another role is not the mapped function.
+    function_owner         oid         NOT NULL,
+    destination_owner      oid
 );
 
 -- One mapping per function and stream (AWS's ResourceConflictException),
@@ -65,17 +69,26 @@ CREATE TABLE streams.mapping_shard (
     PRIMARY KEY (mapping_id, shard)
 );
 
--- A ready OnFailure destination: one row per failed batch.
+-- A ready OnFailure destination: one row per failed batch. Failure records
+-- are written as the mapping's owner, and every row is attributed to the role
+-- that wrote it (owner: set by the server, not by the writer).
 CREATE TABLE streams.failed_batches (
     id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     failed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
-    record      jsonb       NOT NULL
+    record      jsonb       NOT NULL,
+    owner       oid         NOT NULL DEFAULT quote_ident(current_user)::regrole::oid
 );
 
 REVOKE ALL ON streams.event_source_mapping, streams.mapping_shard, streams.failed_batches FROM PUBLIC;
--- Failure records are written as the mapping's owner: anyone may add rows to
--- the ready table; reading it takes a GRANT (the batches hold table data).
-GRANT INSERT (record) ON streams.failed_batches TO PUBLIC;
+-- Anyone may add rows (only the record column: the owner is the writer) and
+-- read or delete the rows of roles it is a member of; the batches hold table
+-- data, so row-level security keeps every role to its own rows.
+GRANT INSERT (record), SELECT, DELETE ON streams.failed_batches TO PUBLIC;
+ALTER TABLE streams.failed_batches ENABLE ROW LEVEL SECURITY;
+CREATE POLICY failed_batches_insert ON streams.failed_batches FOR INSERT
+    WITH CHECK (owner = quote_ident(current_user)::regrole::oid);
+CREATE POLICY failed_batches_read ON streams.failed_batches FOR SELECT USING (pg_has_role(owner, 'USAGE'));
+CREATE POLICY failed_batches_delete ON streams.failed_batches FOR DELETE USING (pg_has_role(owner, 'USAGE'));
 
 CREATE FUNCTION streams._mappings_changed() RETURNS void
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgs_mappings_changed';
@@ -240,14 +253,18 @@ BEGIN
         IF NOT FOUND THEN
             PERFORM streams._raise('22023', 'InvalidParameterValueException', 'Function does not exist');
         END IF;
-        -- Data sent to an HTTP endpoint leaves the database: only the
-        -- endpoint's owner (a privileged role) may point streams at it.
-        IF fn.kind = 'http' AND NOT pg_has_role(owner, fn.owner, 'USAGE') THEN
+        -- Mapping a stream to a function invokes it (Lambda's invoke
+        -- permission): only members of the function's owner may. Data sent to
+        -- an HTTP endpoint leaves the database; a SQL function's handler may
+        -- be SECURITY DEFINER and must not receive another role's records.
+        IF NOT pg_has_role(owner, fn.owner, 'USAGE') THEN
             PERFORM streams._raise('42501', 'AccessDeniedException',
-                format('must be a member of role %s, the owner of HTTP function %s, to map streams to it',
-                       (SELECT rolname FROM pg_roles WHERE oid = fn.owner), fn.function_name));
+                format('must be a member of role %s, the owner of %sfunction %s, to map streams to it',
+                       (SELECT rolname FROM pg_roles WHERE oid = fn.owner),
+                       CASE fn.kind WHEN 'http' THEN 'HTTP ' ELSE '' END, fn.function_name));
         END IF;
         m.function_name := fn.function_name;
+        m.function_owner := fn.owner;
     END IF;
 
     IF request ? 'Enabled' THEN
@@ -324,6 +341,7 @@ BEGIN
         END IF;
         v := v->'OnFailure'->'Destination';
         m.on_failure := NULL; m.destination_table := NULL; m.destination_function := NULL;
+        m.destination_owner := NULL;
         IF v IS NOT NULL AND v <> 'null' THEN
             IF jsonb_typeof(v) <> 'string' THEN
                 PERFORM streams._raise('22023', 'ValidationException',
@@ -332,12 +350,14 @@ BEGIN
             dest := v->>0;
             SELECT * INTO fn FROM streams.function WHERE function_name = streams._function_name_of(dest);
             IF FOUND THEN
-                IF fn.kind = 'http' AND NOT pg_has_role(owner, fn.owner, 'USAGE') THEN
+                IF NOT pg_has_role(owner, fn.owner, 'USAGE') THEN
                     PERFORM streams._raise('42501', 'AccessDeniedException',
-                        format('must be a member of role %s, the owner of HTTP function %s, to send failed batches to it',
-                               (SELECT rolname FROM pg_roles WHERE oid = fn.owner), fn.function_name));
+                        format('must be a member of role %s, the owner of %sfunction %s, to send failed batches to it',
+                               (SELECT rolname FROM pg_roles WHERE oid = fn.owner),
+                               CASE fn.kind WHEN 'http' THEN 'HTTP ' ELSE '' END, fn.function_name));
                 END IF;
                 m.destination_function := fn.function_name;
+                m.destination_owner := fn.owner;
             ELSIF dest ~ '^arn:aws[a-zA-Z-]*:lambda:' THEN
                 PERFORM streams._raise('22023', 'InvalidParameterValueException',
                     format('The destination function %s does not exist', dest));
@@ -452,6 +472,59 @@ BEGIN
     END IF;
 END $$;
 
+-- Checked by the dispatcher before every batch, as the mapping owner's rights
+-- stand now: whether the owner may still read the stream, and whether the
+-- functions it was bound to (same name, same owner) still exist and may
+-- still be used by it. NULLs: deliver; otherwise the LastProcessingResult
+-- and the error to show, and the batch waits (it is not skipped).
+CREATE FUNCTION streams._mapping_problem(p_mapping_id integer, OUT result text, OUT error text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m streams.event_source_mapping;
+    s streams.stream;
+    f streams.function;
+BEGIN
+    SELECT * INTO m FROM streams.event_source_mapping WHERE mapping_id = p_mapping_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT * INTO s FROM streams.stream WHERE stream_id = m.stream_id;
+    IF FOUND THEN
+        error := streams._read_problem(s, m.owner);
+        IF error IS NOT NULL THEN
+            result := 'PROBLEM: Insufficient permissions';
+            RETURN;
+        END IF;
+    END IF;
+    SELECT * INTO f FROM streams.function WHERE function_name = m.function_name;
+    IF NOT FOUND OR f.owner <> m.function_owner THEN
+        result := 'PROBLEM: Function not found';
+        error := 'Function not found: ' || streams._function_arn(m.function_name)
+                 || CASE WHEN FOUND THEN format(' (the function of that name is now registered by role %s, not by %s, who registered the mapped one)',
+                                                (SELECT quote_ident(rolname) FROM pg_roles WHERE oid = f.owner),
+                                                coalesce((SELECT quote_ident(rolname) FROM pg_roles WHERE oid = m.function_owner),
+                                                         'a dropped role'))
+                         ELSE '' END;
+        RETURN;
+    END IF;
+    IF NOT pg_has_role(m.owner, f.owner, 'USAGE') THEN
+        result := 'PROBLEM: Insufficient permissions';
+        error := format('the mapping owner is no longer a member of role %s, the owner of function %s',
+                        (SELECT quote_ident(rolname) FROM pg_roles WHERE oid = f.owner), f.function_name);
+        RETURN;
+    END IF;
+    IF m.destination_function IS NOT NULL THEN
+        SELECT * INTO f FROM streams.function WHERE function_name = m.destination_function;
+        IF FOUND AND f.owner = m.destination_owner AND NOT pg_has_role(m.owner, f.owner, 'USAGE') THEN
+            result := 'PROBLEM: Insufficient permissions';
+            error := format('the mapping owner is no longer a member of role %s, the owner of OnFailure function %s',
+                            (SELECT quote_ident(rolname) FROM pg_roles WHERE oid = f.owner), f.function_name);
+            RETURN;
+        END IF;
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION streams._mapping_problem(integer) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION streams._esm_raise(text, text, text), streams._int_param(jsonb, text, integer, integer),
     streams._bool_param(jsonb, text), streams._esm_stream(text, oid),
     streams._esm_apply(streams.event_source_mapping, jsonb, boolean, oid, oid), streams._esm_doc(streams.event_source_mapping),
@@ -487,12 +560,13 @@ BEGIN
     INSERT INTO streams.event_source_mapping (uuid, stream_id, event_source_arn, function_name, batch_size,
         batching_window, parallelization_factor, maximum_retry_attempts, maximum_record_age, bisect,
         tumbling_window, response_types, filter_criteria, on_failure, destination_table, destination_function,
-        starting_position, starting_timestamp, enabled, state, state_reason, last_modified, last_result, owner)
+        starting_position, starting_timestamp, enabled, state, state_reason, last_modified, last_result, owner,
+        function_owner, destination_owner)
     VALUES (m.uuid, m.stream_id, m.event_source_arn, m.function_name, m.batch_size, m.batching_window,
         m.parallelization_factor, m.maximum_retry_attempts, m.maximum_record_age, m.bisect, m.tumbling_window,
         m.response_types, m.filter_criteria, m.on_failure, m.destination_table, m.destination_function,
         m.starting_position, m.starting_timestamp, m.enabled, m.state, m.state_reason, m.last_modified,
-        m.last_result, m.owner)
+        m.last_result, m.owner, m.function_owner, m.destination_owner)
     RETURNING * INTO m;
     SELECT shard_count INTO cnt FROM streams.stream WHERE stream_id = m.stream_id;
     INSERT INTO streams.mapping_shard (mapping_id, shard, ck_lsn, ck_idx)
@@ -538,7 +612,8 @@ BEGIN
         maximum_retry_attempts = m.maximum_retry_attempts, maximum_record_age = m.maximum_record_age,
         bisect = m.bisect, tumbling_window = m.tumbling_window, response_types = m.response_types,
         filter_criteria = m.filter_criteria, on_failure = m.on_failure, destination_table = m.destination_table,
-        destination_function = m.destination_function, enabled = m.enabled, state = m.state,
+        destination_function = m.destination_function, function_owner = m.function_owner,
+        destination_owner = m.destination_owner, enabled = m.enabled, state = m.state,
         state_reason = m.state_reason, last_modified = m.last_modified
     WHERE e.mapping_id = m.mapping_id
     RETURNING * INTO m;

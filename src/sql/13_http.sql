@@ -38,8 +38,15 @@ END $$;
 
 REVOKE ALL ON FUNCTION streams._check_headers(jsonb, text) FROM PUBLIC;
 
+-- Secrets are arguments: no error of create_http_function may show them. Its
+-- messages never quote option values or the URL's path and query, and the
+-- failing call is not logged as STATEMENT (log_min_error_statement is raised
+-- while it runs; errors are reported before it is reset). What is parsed
+-- before the call (a literal cast to jsonb that is not JSON) is caught by the
+-- text overload below, which parses the options itself.
 CREATE FUNCTION streams.create_http_function(function_name text, url text, options jsonb DEFAULT '{}')
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET log_min_error_statement = panic AS $$
 DECLARE
     allowed text[] := ARRAY['Timeout', 'Description', 'Headers', 'SecretHeaders', 'SigningSecret',
                             'VerifyTls', 'CaFile', 'MaxConcurrency'];
@@ -50,7 +57,7 @@ BEGIN
     PERFORM streams._check_function_name(function_name);
     IF url IS NULL OR url !~* '^https?://[^/?#]' THEN
         PERFORM streams._raise('22023', 'InvalidParameterValueException',
-            format('url must be an http:// or https:// URL, got %s', coalesce(quote_literal(url), 'null')));
+            'url must be an http:// or https:// URL with a host');
     END IF;
     IF url ~ '^[a-zA-Z]+://[^/?#]*@' THEN
         PERFORM streams._raise('22023', 'InvalidParameterValueException',
@@ -61,7 +68,7 @@ BEGIN
     END IF;
     IF NOT streams._http_host_allowed(url) THEN
         PERFORM streams._raise('42501', 'AccessDeniedException',
-            format('the host of %s is not in pg_streams.http_allowed_hosts', url));
+            format('the host of %s is not in pg_streams.http_allowed_hosts', streams._url_origin(url)));
     END IF;
     IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
         PERFORM streams._raise('22023', 'InvalidParameterValueException', 'options must be a JSON object');
@@ -110,13 +117,36 @@ BEGIN
     PERFORM streams._mappings_changed();
     RETURN streams._function_doc(f);
 END $$;
+
+-- The same with the options as text (what a string literal resolves to):
+-- options that are not JSON fail with an error that does not quote them.
+CREATE FUNCTION streams.create_http_function(function_name text, url text, options text)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET log_min_error_statement = panic AS $$
+DECLARE
+    parsed jsonb;
+BEGIN
+    BEGIN
+        parsed := options::jsonb;
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM streams._raise('22P02', 'InvalidParameterValueException',
+            'options must be a JSON object: the text given is not valid JSON (its content is not shown: it may hold secrets)');
+    END;
+    RETURN streams.create_http_function(function_name, url, parsed);
+END $$;
+
 -- Data leaves the database: a superuser decides who may do this, by GRANT.
-REVOKE ALL ON FUNCTION streams.create_http_function(text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION streams.create_http_function(text, text, jsonb),
+    streams.create_http_function(text, text, text) FROM PUBLIC;
 COMMENT ON FUNCTION streams.create_http_function(text, text, jsonb) IS
     'Registers an HTTP(S) endpoint as a target. Options: Timeout (1..900 s, default 3), Description, Headers, SecretHeaders, SigningSecret (HMAC-SHA256), VerifyTls (default true), CaFile, MaxConcurrency (1..1000 requests in flight across mappings). Superuser, or a role granted EXECUTE on it.';
+COMMENT ON FUNCTION streams.create_http_function(text, text, text) IS
+    'create_http_function with the options as JSON text (a string literal calls this one): invalid JSON fails without quoting the options. Grant EXECUTE on both forms.';
 
 -- What a dispatcher needs to call a target (secrets included): worker only.
-CREATE FUNCTION streams._target_config(p_name text,
+-- Only the function of that name registered by p_owner (the one the mapping
+-- was bound to) is returned.
+CREATE FUNCTION streams._target_config(p_name text, p_owner oid,
     OUT kind text, OUT handler bigint, OUT timeout_ms integer, OUT url text, OUT headers text,
     OUT verify_tls boolean, OUT ca_file text, OUT signing_secret text, OUT host_allowed boolean,
     OUT function_id integer, OUT max_concurrency integer)
@@ -127,6 +157,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            f.verify_tls, f.ca_file, fs.signing_secret,
            f.kind <> 'http' OR streams._http_host_allowed(f.url), f.function_id, f.max_concurrency
     FROM streams.function f LEFT JOIN streams.function_secret fs USING (function_id)
-    WHERE f.function_name = p_name
+    WHERE f.function_name = p_name AND f.owner = p_owner
 $$;
-REVOKE ALL ON FUNCTION streams._target_config(text), streams._http_host_allowed(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION streams._target_config(text, oid), streams._http_host_allowed(text) FROM PUBLIC;
