@@ -23,6 +23,9 @@ SELECT m.uuid,
        (array_agg(ms.last_error ORDER BY ms.last_error_at DESC NULLS LAST))[1] AS last_error,
        max(ms.last_error_at)         AS last_error_at,
        max(ms.last_invoke_at)        AS last_invoke_at,
+       -- A shard waiting for a retry (backoff, throttle, unreachable target)
+       -- tries again at retry_at; NULL when no shard is waiting.
+       min(ms.retry_at)              AS next_attempt_at,
        sum(b.backlog)                AS backlog,
        jsonb_object_agg(coalesce(streams._shard_id(s, ms.shard), ms.shard::text), b.backlog) AS backlog_per_shard
 FROM streams.event_source_mapping m
@@ -43,7 +46,7 @@ CROSS JOIN LATERAL (
 WHERE pg_has_role(m.owner, 'USAGE')
 GROUP BY m.mapping_id;
 COMMENT ON VIEW streams.event_source_mapping_stats IS
-    'Per event source mapping: IteratorAge (ms), record and invocation counters, last error, backlog per shard. Shows the mappings of roles the current user is a member of.';
+    'Per event source mapping: IteratorAge (ms), record and invocation counters, last error, when the next retry is due (next_attempt_at), backlog per shard. Shows the mappings of roles the current user is a member of.';
 GRANT SELECT ON streams.event_source_mapping_stats TO PUBLIC;
 -- The view computes shard ids for whoever reads it.
 GRANT EXECUTE ON FUNCTION streams._shard_id(streams.stream, integer) TO PUBLIC;

@@ -171,11 +171,16 @@ void NoWrite(LogicalDecodingContext*, XLogRecPtr, TransactionId, bool) {}
     pipeline_seg = nullptr;
   }
   if (MyReplicationSlot != nullptr) ReplicationSlotRelease();
-  if (SearchNamedReplicationSlot(slot_name, true) != nullptr) ReplicationSlotDrop(slot_name, true);
+  bool had_slot = SearchNamedReplicationSlot(slot_name, true) != nullptr;
+  if (had_slot) ReplicationSlotDrop(slot_name, true);
   BeginWork();
+  bool had_origin = replorigin_by_name(slot_name, true) != InvalidRepOriginId;
   replorigin_drop_by_name(slot_name, true, false);  // waits for the appender to let go of it
   EndWork();
-  ereport(LOG, (errmsg("pg_streams: extension not installed in this database; capture worker stops")));
+  // The launcher starts a worker in every database after a restart: in
+  // those that never had pg_streams, stopping is routine, not news.
+  ereport(had_slot || had_origin ? LOG : DEBUG1,
+          (errmsg("pg_streams: extension not installed in this database; capture worker stops")));
   proc_exit(0);
 }
 

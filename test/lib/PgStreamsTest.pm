@@ -7,8 +7,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Exporter 'import';
+use IPC::Run;
 
-our @EXPORT = qw(new_streams_node wait_for_worker stream_count);
+our @EXPORT = qw(new_streams_node wait_for_worker stream_count start_sink count_log_lines);
 
 # A started node with pg_streams preloaded and logical decoding on.
 sub new_streams_node
@@ -52,6 +53,38 @@ sub stream_count
 		SELECT count(*) FROM streams.record r JOIN streams.stream s USING (stream_id)
 		 WHERE s.relid = '$tbl'::regclass
 	});
+}
+
+# Starts the loopback HTTP sink (test/sink/sink.py); returns its IPC::Run
+# handle and base URL once it answers (the URL is undef if it never did).
+sub start_sink
+{
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $root = $ENV{PGS_ROOT} // '.';
+	my $sink = IPC::Run::start([ 'python3', "$root/test/sink/sink.py", '--port', $port ],
+		'>', "$PostgreSQL::Test::Utils::tmp_check/sink.out", '2>&1');
+	my $base = "http://127.0.0.1:$port";
+	for (1 .. 50)
+	{
+		return ($sink, $base) if system("curl -sf $base/_health >/dev/null") == 0;
+		select(undef, undef, undef, 0.1);
+	}
+	return ($sink, undef);
+}
+
+# Waits (up to 60 s) until the server log after $offset has $want lines
+# matching $re; returns how many it has.
+sub count_log_lines
+{
+	my ($node, $re, $offset, $want) = @_;
+	my $n = 0;
+	for (1 .. 600)
+	{
+		$n = () = slurp_file($node->logfile, $offset) =~ /$re/g;
+		last if $n >= $want;
+		select(undef, undef, undef, 0.1);
+	}
+	return $n;
 }
 
 1;

@@ -9,12 +9,23 @@ use PgStreamsTest;
 
 my $node = new_streams_node('workers');
 
-# No worker stays in a database without the extension.
+# No worker stays in a database without the extension. A restart makes the
+# launcher start a capture worker in every database (postgres and d1 here);
+# each finds no extension and stops, quietly: at DEBUG1, not LOG.
 $node->safe_psql('postgres', 'CREATE DATABASE d1');
-sleep 1;
-is($node->safe_psql('postgres',
-	q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streams capture'}),
-	'0', 'no capture worker without the extension');
+$node->append_conf('postgresql.conf', 'log_min_messages = debug1');
+my $offset = -s $node->logfile;
+$node->restart;
+my $quiet_re = qr/DEBUG:  pg_streams: extension not installed in this database; capture worker stops/;
+my $stops = count_log_lines($node, $quiet_re, $offset, 2);
+ok($stops >= 2, 'after a restart a capture worker started in each database without the extension and stopped');
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'pg_streams capture'}),
+	'no capture worker stays without the extension');
+unlike(slurp_file($node->logfile, $offset), qr/LOG:  pg_streams: extension not installed/,
+	'databases without the extension leave no LOG line');
+$node->append_conf('postgresql.conf', 'log_min_messages = log');
+$node->reload;
 
 # CREATE EXTENSION in a new database starts its worker and slot.
 $node->safe_psql('d1', 'CREATE EXTENSION pg_streams');
