@@ -4,6 +4,7 @@
 #include "worker/hooks.hpp"
 #include "worker/launcher.hpp"
 #include "worker/pipeline.hpp"
+#include "worker/reconcile.hpp"
 #include "worker/shmem.hpp"
 
 extern "C" {
@@ -24,6 +25,7 @@ char* aws_region = nullptr;
 char* aws_account_id = nullptr;
 char* http_allowed_hosts = nullptr;
 int slot_wait_seconds = 30;
+int max_mappings_per_role = 20;
 bool preloaded = false;
 
 bool CheckAccountId(char** newval, void**, GucSource) {
@@ -60,6 +62,15 @@ void _PG_init(void) {
   DefineCustomStringVariable("pg_streams.http_allowed_hosts",
                              "Comma-separated host names HTTP targets may use; empty allows any host.", nullptr,
                              &http_allowed_hosts, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pg_streams.max_mappings_per_role",
+                          "Enabled event source mappings a role may own in a database (each runs a background "
+                          "worker); -1: no limit. Superusers are exempt.",
+                          nullptr, &max_mappings_per_role, 20, -1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pg_streams.max_dispatchers",
+                          "Dispatcher background workers that may run at once in the whole cluster; -1: half of "
+                          "max_worker_processes. The rest is left to capture workers, parallel queries and others.",
+                          nullptr, &pgs::worker::max_dispatchers, -1, -1, 1024, PGC_SIGHUP, 0, nullptr, nullptr,
+                          nullptr);
   MarkGUCPrefixReserved("pg_streams");
   if (!process_shared_preload_libraries_in_progress) return;
   preloaded = true;

@@ -531,6 +531,31 @@ REVOKE ALL ON FUNCTION streams._esm_raise(text, text, text), streams._int_param(
     streams._find_esm(uuid), streams._check_esm_owner(streams.event_source_mapping),
     streams._starting_checkpoint(streams.event_source_mapping, integer) FROM PUBLIC;
 
+-- Resource limit: each enabled mapping runs a background worker, so a role
+-- may own at most pg_streams.max_mappings_per_role enabled mappings in this
+-- database (superusers are exempt). `except_id`: the mapping being enabled.
+CREATE FUNCTION streams._check_mapping_limit(owner oid, except_id integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    lim integer := coalesce(nullif(current_setting('pg_streams.max_mappings_per_role', true), ''), '-1')::integer;
+    n   integer;
+BEGIN
+    IF lim < 0 OR (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = _check_mapping_limit.owner) THEN
+        RETURN;
+    END IF;
+    -- Concurrent requests of one role are counted one after the other.
+    PERFORM pg_advisory_xact_lock(hashtext('pg_streams.max_mappings_per_role'), _check_mapping_limit.owner::integer);
+    SELECT count(*) INTO n FROM streams.event_source_mapping e
+    WHERE e.owner = _check_mapping_limit.owner AND e.enabled AND e.mapping_id IS DISTINCT FROM except_id;
+    IF n >= lim THEN
+        PERFORM streams._raise('53400', 'TooManyRequestsException',
+            format('Limit exceeded: role %s already has %s enabled event source mappings in this database (pg_streams.max_mappings_per_role = %s)',
+                   _check_mapping_limit.owner::regrole, n, lim),
+            'Disable or delete one of its mappings, or ask a superuser to raise pg_streams.max_mappings_per_role.');
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION streams._check_mapping_limit(oid, integer) FROM PUBLIC;
+
 CREATE FUNCTION streams._create_event_source_mapping(request jsonb, source_rel oid, dest_rel oid) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -552,6 +577,7 @@ BEGIN
                    m.event_source_arn, m.function_name, existing));
     END IF;
 
+    IF m.enabled THEN PERFORM streams._check_mapping_limit(m.owner, NULL); END IF;
     m.uuid := gen_random_uuid();
     m.state := 'Creating';
     m.state_reason := 'User action';
@@ -602,6 +628,7 @@ BEGIN
             format('The event source arn (" %s ") and function (" %s ") provided mapping already exists. Please update or delete the existing mapping with UUID %s',
                    m.event_source_arn, m.function_name, existing));
     END IF;
+    IF m.enabled AND NOT was THEN PERFORM streams._check_mapping_limit(m.owner, m.mapping_id); END IF;
     m.state := CASE WHEN was AND NOT m.enabled THEN 'Disabling'
                     WHEN NOT was AND m.enabled THEN 'Enabling'
                     ELSE 'Updating' END;

@@ -1,7 +1,5 @@
 #include "worker/reconcile.hpp"
 
-#include <map>
-
 #include "worker/shmem.hpp"
 #include "worker/work.hpp"
 
@@ -11,24 +9,52 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "executor/spi.h"
 #include "postmaster/bgworker.h"
+#include "utils/hsearch.h"
 #include "utils/timestamp.h"
 }
 
 namespace pgs::worker {
+
+int max_dispatchers = -1;
+
 namespace {
 
-struct Started {
-  BackgroundWorkerHandle* handle;
-  TimestampTz at;
+// Dispatchers this capture worker registered, and when dispatchers that
+// stopped had started. A PostgreSQL hash table in TopMemoryContext: an
+// allocation failure is an ERROR of this worker, not a C++ exception.
+struct Entry {
+  int32 mapping_id;  // key
+  BackgroundWorkerHandle* handle;  // nullptr: not running (stopped_at is set)
+  TimestampTz started_at;
+  TimestampTz stopped_at;  // start time of the run that stopped; 0 when none
 };
-// Dispatchers this capture worker registered (plain data; the map lives as
-// long as the process).
-std::map<int32, Started>* started = nullptr;
-std::map<int32, TimestampTz>* stopped_at = nullptr;  // start time of dispatchers that stopped
+HTAB* dispatchers = nullptr;
+
+Entry* Find(int32 mapping_id, bool create) {
+  bool found = false;
+  auto* e = static_cast<Entry*>(hash_search(dispatchers, &mapping_id, create ? HASH_ENTER : HASH_FIND, &found));
+  if (e != nullptr && !found) {
+    e->handle = nullptr;
+    e->started_at = 0;
+    e->stopped_at = 0;
+  }
+  return e;
+}
 
 constexpr int kRestartDelayMs = 1000;  // a dispatcher that failed is restarted after this
 
-bool Alive(const Started& s) {
+int DispatcherCap() { return max_dispatchers >= 0 ? max_dispatchers : max_worker_processes / 2; }
+
+// Makes a mapping that has no dispatcher say why (LastProcessingResult).
+void NoteNoSlot(int32 mapping_id, const char* why) {
+  Oid types[2] = {INT4OID, TEXTOID};
+  Datum values[2] = {Int32GetDatum(mapping_id), CStringGetTextDatum(why)};
+  SPI_execute_with_args(
+      "UPDATE streams.event_source_mapping SET last_result = $2 WHERE mapping_id = $1 AND last_result <> $2", 2,
+      types, values, nullptr, false, 0);
+}
+
+bool Alive(const Entry& s) {
   pid_t pid;
   BgwHandleStatus st = GetBackgroundWorkerPid(s.handle, &pid);
   return st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED;
@@ -53,32 +79,37 @@ bool Start(Oid dbid, int32 mapping_id) {
   bool ok = RegisterDynamicBackgroundWorker(&w, &handle);
   MemoryContextSwitchTo(old);
   if (!ok) return false;
-  (*started)[mapping_id] = Started{handle, GetCurrentTimestamp()};
+  Entry* e = Find(mapping_id, true);
+  e->handle = handle;
+  e->started_at = GetCurrentTimestamp();
   return true;
 }
 
 }  // namespace
 
 bool DispatcherStopped() {
-  if (started == nullptr) return false;
+  if (dispatchers == nullptr) return false;
   bool any = false;
-  for (auto it = started->begin(); it != started->end();) {
-    if (Alive(it->second)) {
-      ++it;
-      continue;
-    }
-    (*stopped_at)[it->first] = it->second.at;
-    pfree(it->second.handle);
-    it = started->erase(it);
+  HASH_SEQ_STATUS scan;
+  hash_seq_init(&scan, dispatchers);
+  while (auto* e = static_cast<Entry*>(hash_seq_search(&scan))) {
+    if (e->handle == nullptr || Alive(*e)) continue;
+    e->stopped_at = e->started_at;
+    pfree(e->handle);
+    e->handle = nullptr;
     any = true;
   }
   return any;
 }
 
 bool ReconcileDispatchers(Oid dbid) {
-  if (started == nullptr) {
-    started = new std::map<int32, Started>();
-    stopped_at = new std::map<int32, TimestampTz>();
+  if (dispatchers == nullptr) {
+    HASHCTL ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    ctl.keysize = sizeof(int32);
+    ctl.entrysize = sizeof(Entry);
+    ctl.hcxt = TopMemoryContext;
+    dispatchers = hash_create("pg_streams dispatchers", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
   }
   (void)DispatcherStopped();
   bool retry_soon = false;
@@ -94,24 +125,38 @@ bool ReconcileDispatchers(Oid dbid) {
   uint64 n = SPI_processed;
   SPITupleTable* tab = SPI_tuptable;
   TimestampTz now = GetCurrentTimestamp();
+  int starting = 0;  // registered in this pass, not yet in shared memory
   for (uint64 i = 0; i < n; ++i) {
     bool isnull;
     int32 id = DatumGetInt32(SPI_getbinval(tab->vals[i], tab->tupdesc, 1, &isnull));
     bool enabled = DatumGetBool(SPI_getbinval(tab->vals[i], tab->tupdesc, 2, &isnull));
     char* state = SPI_getvalue(tab->vals[i], tab->tupdesc, 3);
-    bool alive = started->count(id) > 0 || DispatcherRunning(dbid, id);
+    Entry* known = Find(id, false);
+    bool alive = (known != nullptr && known->handle != nullptr) || DispatcherRunning(dbid, id);
     if (enabled && !alive) {
-      auto last = stopped_at->find(id);
-      if (last != stopped_at->end() && !TimestampDifferenceExceeds(last->second, now, kRestartDelayMs)) {
+      if (known != nullptr && known->stopped_at != 0 &&
+          !TimestampDifferenceExceeds(known->stopped_at, now, kRestartDelayMs)) {
         retry_soon = true;
+        continue;
+      }
+      int cap = DispatcherCap();
+      if (RunningDispatchers() + starting >= cap) {
+        retry_soon = true;
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "PROBLEM: Waiting for a dispatcher: pg_streams.max_dispatchers (%d) dispatchers are running", cap);
+        NoteNoSlot(id, why);
         continue;
       }
       if (!Start(dbid, id)) {
         retry_soon = true;
+        NoteNoSlot(id, "PROBLEM: Waiting for a dispatcher: no background worker slot (max_worker_processes)");
         ereport(WARNING, (errmsg("pg_streams: no background worker slot for the dispatcher of mapping %d", id),
                           errhint("Raise max_worker_processes: pg_streams needs one per enabled event source "
                                   "mapping, plus two per database.")));
+        continue;
       }
+      ++starting;
     } else if (!enabled && !alive && strcmp(state, "Disabled") != 0) {
       Oid types[1] = {INT4OID};
       Datum values[1] = {Int32GetDatum(id)};
@@ -119,11 +164,13 @@ bool ReconcileDispatchers(Oid dbid) {
                             types, values, nullptr, false, 0);
     }
   }
-  for (auto it = stopped_at->begin(); it != stopped_at->end();) {
-    if (TimestampDifferenceExceeds(it->second, now, kRestartDelayMs))
-      it = stopped_at->erase(it);
-    else
-      ++it;
+  HASH_SEQ_STATUS scan;
+  hash_seq_init(&scan, dispatchers);
+  while (auto* e = static_cast<Entry*>(hash_seq_search(&scan))) {
+    if (e->handle == nullptr && TimestampDifferenceExceeds(e->stopped_at, now, kRestartDelayMs)) {
+      int32 key = e->mapping_id;
+      (void)hash_search(dispatchers, &key, HASH_REMOVE, nullptr);  // removing the current entry is allowed
+    }
   }
   SPI_finish();
   EndWork();

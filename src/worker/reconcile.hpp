@@ -7,6 +7,10 @@
 
 namespace pgs::worker {
 
+// pg_streams.max_dispatchers: dispatchers running at once in the cluster
+// (-1: half of max_worker_processes).
+extern int max_dispatchers;
+
 // Run in the capture worker, outside a transaction. Returns true when a
 // dispatcher could not be started and the check should be repeated soon.
 bool ReconcileDispatchers(Oid dbid);

@@ -343,6 +343,15 @@ bool DispatcherRunning(Oid dbid, int32 mapping_id) {
   return running;
 }
 
+int RunningDispatchers() {
+  SpinLockAcquire(&shared->mutex);
+  int n = 0;
+  for (auto& d : shared->dispatchers)
+    if (d.pid != 0) ++n;
+  SpinLockRelease(&shared->mutex);
+  return n;
+}
+
 bool DatabaseHasDispatchers(Oid dbid) {
   SpinLockAcquire(&shared->mutex);
   bool any = false;

@@ -41,6 +41,7 @@ bool ClaimDispatchSlot(Oid dbid, int32 mapping_id);
 void ReleaseDispatchSlot();
 bool DispatcherRunning(Oid dbid, int32 mapping_id);
 bool DatabaseHasDispatchers(Oid dbid);
+int RunningDispatchers();  // in the whole cluster
 void WakeDispatchers(Oid dbid);  // new records were appended
 // MaxConcurrency of HTTP functions: a dispatcher holds at most one slot.
 bool AcquireHttpSlot(Oid dbid, int32 function_id, int cap);
