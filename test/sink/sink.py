@@ -18,6 +18,10 @@ the HTTP function:
                       the records whose dynamodb.Keys.id.N is 6 (several: fail_id=6,7)
     bad_json=1        answer a body that is not JSON
     error_id=37       answer 500 when the batch holds a record whose dynamodb.Keys.id.N is 37
+    big=100000000     answer 200 with a body of this many bytes, framed as framing= says:
+                      chunked (default), close (no length, ended by closing the connection)
+                      or length (Content-Length); GET /_sent?path=/p tells how many body
+                      bytes the last such answer got out before the client hung up
 
 For the benchmark (many requests, big bodies) two modes keep figures instead of requests:
 
@@ -46,6 +50,7 @@ REQUESTS = []
 COUNTS = {}
 STATS = {}   # quiet paths: path -> {"requests", "records", "bytes", "first", "last"}
 NOTES = {}   # path -> ["seq,created,received", ...]
+SENT = {}    # big= paths: path -> body bytes written by the last answer
 FIRST = {}   # quiet paths: path -> first body
 LOG = None
 
@@ -88,6 +93,10 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 lines = list(NOTES.get(path, []))
             return self._send(200, "".join(line + "\n" for line in lines).encode(), {"Content-Type": "text/csv"})
+        if url.path == "/_sent":
+            with LOCK:
+                out = {"sent": SENT.get(path)}
+            return self._send(200, json.dumps(out).encode(), {"Content-Type": "application/json"})
         if url.path == "/_first":
             with LOCK:
                 out = FIRST.get(path, b"")
@@ -116,6 +125,35 @@ class Handler(BaseHTTPRequestHandler):
                 NOTES.setdefault(url.path, []).extend(notes)
         return self._send(200)
 
+    def _big(self, path, size, framing):
+        head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        if framing == "chunked":
+            head += "Transfer-Encoding: chunked\r\n"
+        elif framing == "length":
+            head += f"Content-Length: {size}\r\n"
+        else:
+            head += "Connection: close\r\n"
+        self.close_connection = True
+        sent = 0
+        piece = b" " * 65536
+        try:
+            self.wfile.write((head + "\r\n").encode())
+            while sent < size:
+                n = min(len(piece), size - sent)
+                data = piece[:n]
+                if framing == "chunked":
+                    data = f"{n:x}\r\n".encode() + data + b"\r\n"
+                self.wfile.write(data)
+                sent += n
+                with LOCK:
+                    SENT[path] = sent
+            if framing == "chunked":
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+        with LOCK:
+            SENT[path] = sent
+
     def do_POST(self):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
@@ -142,6 +180,8 @@ class Handler(BaseHTTPRequestHandler):
             if LOG:
                 LOG.write(json.dumps(rec) + "\n")
                 LOG.flush()
+        if first(q, "big"):
+            return self._big(url.path, int(first(q, "big")), first(q, "framing", "chunked"))
         error_ids = first(q, "error_id")
         if error_ids:
             wanted = set(error_ids.split(","))

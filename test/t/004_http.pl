@@ -269,6 +269,30 @@ ok($free[2] - $free[0] < 1.0, 'three mappings have requests to one endpoint in f
 ok($capped[1] - $capped[0] >= 0.9 && $capped[2] - $capped[1] >= 0.9,
 	'MaxConcurrency 1: one request in flight at a time across mappings');
 
+# --- Response bodies are capped at 6 MB while read, whatever the framing --
+$node->safe_psql($db, q{
+CREATE TABLE t_big (id int PRIMARY KEY);
+SELECT streams.enable_stream('t_big', 'NEW_IMAGE', 1);
+});
+my $big = 200_000_000;
+for my $framing ('chunked', 'close', 'length')
+{
+	http_fn("h_big_$framing", "$base/big_$framing?big=$big&framing=$framing");
+	esm(qq({"EventSourceArn":"t_big","FunctionName":"h_big_$framing","StartingPosition":"TRIM_HORIZON","BatchSize":1}));
+}
+$node->safe_psql($db, q{INSERT INTO t_big VALUES (1)});
+for my $framing ('chunked', 'close', 'length')
+{
+	ok($node->poll_query_until($db, qq{
+		SELECT last_error LIKE '%response body exceeds 6 MB%' AND next_attempt_at IS NOT NULL
+		FROM streams.event_source_mapping_stats WHERE function_name = 'h_big_$framing'}),
+		"$framing: a 200 MB response fails the batch as too big; next_attempt_at tells when it is retried");
+	my $sent = decode_json(`curl -s '$base/_sent?path=/big_$framing'`)->{sent} // 0;
+	ok($sent < 64 * 1024 * 1024, "$framing: reading stopped early ($sent of $big bytes sent)");
+	$node->safe_psql($db, qq{SELECT streams.update_event_source_mapping(uuid, '{"Enabled": false}')
+		FROM streams.event_source_mapping WHERE function_name = 'h_big_$framing'});
+}
+
 # --- kill -9 of the dispatcher mid-request: at least once, same keys -----
 $node->safe_psql($db, q{
 CREATE TABLE t_k (id int PRIMARY KEY, v text);
