@@ -24,6 +24,8 @@ output_plugin_libraries = 'pgoutput, test_decoding, pg_streams'
 max_replication_slots = 10
 max_wal_senders = 10
 max_worker_processes = 40
+# Every mapping of a test may run (the default cap is half of max_worker_processes).
+pg_streams.max_dispatchers = 36
 restart_after_crash = on
 log_min_messages = log
 CONF
