@@ -34,7 +34,8 @@ my $offset = -s $node->logfile;
 $node->safe_psql($db, q{SELECT streams.create_event_source_mapping(
 	'{"EventSourceArn":"t_e","FunctionName":"h_e","StartingPosition":"TRIM_HORIZON","BatchSize":5}')});
 $node->safe_psql($db, q{INSERT INTO t_e SELECT g FROM generate_series(1, 50) g});
-my $err_re = qr/ERROR:  new row for relation "mapping_shard" violates check constraint "pgs_test_fault"/;
+# Raised outside any handler of the worker, PostgreSQL logs it as FATAL.
+my $err_re = qr/(?:ERROR|FATAL):  new row for relation "mapping_shard" violates check constraint "pgs_test_fault"/;
 my $errors = count_log_lines($node, $err_re, $offset, 2);
 ok($errors >= 2, "the dispatcher logs the ERROR of its own SQL and is started again ($errors times)");
 is($node->safe_psql($db, q{SELECT count(*) BETWEEN 1 AND 19 FROM t_e_out}), 't',
