@@ -7,7 +7,7 @@ ROOT=$PWD
 
 bash test/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 
-PGBIN=/usr/lib/postgresql/15/bin
+PGBIN=${PGS_PREFIX:-}/usr/lib/postgresql/15/bin   # PGS_PREFIX: a private install (setup.sh)
 PGXS_DIR=$(dirname "$("$PGBIN/pg_config" --pgxs)")/../..
 RUNAS=()
 [ "$(id -u)" = 0 ] && RUNAS=(runuser -u postgres --)

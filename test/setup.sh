@@ -23,4 +23,16 @@ fi
 
 export PATH=/usr/lib/postgresql/15/bin:$PATH
 make -s -j"$(nproc)" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-make -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+if [ -n "${PGS_PREFIX:-}" ]; then
+  # A private copy of PostgreSQL under $PGS_PREFIX (its programs find their
+  # libraries and share files relative to where they are): several checkouts
+  # can build and test at once without installing into the same server.
+  if [ ! -x "$PGS_PREFIX/usr/lib/postgresql/15/bin/postgres" ]; then
+    mkdir -p "$PGS_PREFIX/usr/lib/postgresql" "$PGS_PREFIX/usr/share/postgresql"
+    cp -a /usr/lib/postgresql/15 "$PGS_PREFIX/usr/lib/postgresql/"
+    cp -a /usr/share/postgresql/15 "$PGS_PREFIX/usr/share/postgresql/"
+  fi
+  make -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config DESTDIR="$PGS_PREFIX"
+else
+  make -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+fi

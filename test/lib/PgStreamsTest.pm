@@ -27,7 +27,6 @@ max_worker_processes = 40
 # Every mapping of a test may run (the default cap is half of max_worker_processes).
 pg_streams.max_dispatchers = 36
 restart_after_crash = on
-log_min_messages = log
 CONF
 	$node->append_conf('postgresql.conf', $opts{extra_conf}) if $opts{extra_conf};
 	$node->start;
