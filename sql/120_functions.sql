@@ -65,7 +65,10 @@ SELECT pgs_try($$SELECT streams.create_function('fn-t', 'fn_h_jsonb(jsonb)', 901
 SELECT pgs_try($$SELECT streams.create_function('fn-t', 'fn_h_jsonb(jsonb)', -1)$$) AS timeout_negative;
 SELECT pgs_try($$SELECT streams.create_function('fn-t', NULL)$$) AS null_handler;
 SELECT pgs_try($$SELECT streams.create_function('fn-t', 'fn_h_text(jsonb)')$$) AS returns_text;
-SELECT pgs_try($$SELECT streams.create_function('fn-t', 'fn_h_json_arg(json)')$$) AS takes_json;
+SELECT streams.create_function('fn-json', 'fn_h_json_arg(json)')->>'Handler' AS takes_json;
+SELECT streams.delete_function('fn-json');
+SELECT pgs_try($$SELECT streams.create_function('fn-t', 0::regprocedure)$$) AS oid_zero;
+SELECT pgs_try($$SELECT streams.create_function('fn-t', 4294967295::oid::regprocedure)$$) AS no_such_oid;
 SELECT pgs_try($$SELECT streams.create_function('fn-t', 'fn_h_two_args(jsonb, int)')$$) AS two_args;
 SELECT pgs_try($$SELECT streams.create_function('fn-t', 'fn_h_no_args()')$$) AS no_args;
 SELECT pgs_try($$SELECT streams.create_function('fn-t', 'fn_h_setof(jsonb)')$$) AS returns_set;

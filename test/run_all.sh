@@ -21,6 +21,8 @@ failed=0
 
 # pg_regress ---------------------------------------------------------------
 tests=$(ls sql/${REGRESS_ONLY:-*}.sql 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.sql$//' | sort)
+# 001_setup defines helpers the others use: a narrowed run keeps it.
+[ -n "${REGRESS_ONLY:-}" ] && [ -n "$tests" ] && tests=$(printf '001_setup\n%s\n' "$tests" | sort -u)
 if [ -n "$tests" ] && [ "${SKIP_REGRESS:-0}" != 1 ]; then
   (cd "$WORK" && "${RUNAS[@]}" "$PGXS_DIR/src/test/regress/pg_regress" \
       --inputdir="$WORK" --outputdir="$WORK/regress" --bindir="$PGBIN" \
@@ -62,6 +64,20 @@ for t in test/t/${TAP_ONLY:-*}.pl; do
   fi
   passed=$((passed + ok)); failed=$((failed + bad))
 done
+
+# No server process of the whole suite died of a signal other than the
+# tests' own kill -9 (SIGSEGV, SIGABRT, ... mean a crash).
+logs=$(ls "$WORK"/tap_*/tmp_check/log/*.log "$WORK"/regress/log/postmaster.log 2>/dev/null | grep -v regress_log_)
+if [ -n "$logs" ]; then
+  crashes=$(grep -h "terminated by signal" $logs | grep -v "terminated by signal 9:" || true)
+  if [ -n "$crashes" ]; then
+    echo "not ok - a server process was terminated by a signal:"; echo "$crashes"
+    failed=$((failed + 1))
+  else
+    echo "ok - no server process of the suite was terminated by a signal other than kill -9"
+    passed=$((passed + 1))
+  fi
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -37,6 +37,11 @@ std::string ErrorText(ErrorData* e) {
 }  // namespace
 
 bool Dispatcher::Reload() {
+  if (!call_mark_taken_) {
+    call_mark_taken_ = true;
+    TimedOutCall t{};
+    if (worker::TakeFiredCallMark(&t.shard, &t.after.lsn, &t.after.idx, &t.timeout_ms)) timed_out_ = t;
+  }
   Begin();
   bool ok;
   {
@@ -301,10 +306,27 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
   return plan;
 }
 
-Dispatcher::Outcome Dispatcher::InvokeSql(const Plan& plan, StepStats& stats) {
+Dispatcher::Outcome Dispatcher::InvokeSql(Shard& sh, const Plan& plan, StepStats& stats) {
   Outcome out;
+  const Position after = sh.state.checkpoint;
+  if (timed_out_ && timed_out_->shard == sh.state.shard && timed_out_->after == after) {
+    // This batch's last call ended the previous dispatcher (see run_as.cpp):
+    // it counts as a timed-out invocation and is not made again here.
+    std::string text = "canceling statement due to statement timeout: the handler went on after its timeout of " +
+                       std::to_string(timed_out_->timeout_ms) + " ms canceled it, and its dispatcher was ended";
+    timed_out_.reset();
+    PgCall([&] {
+      ereport(LOG, (errmsg("pg_streams: event source mapping %s: %s", cfg_.uuid.c_str(), text.c_str())));
+    });
+    out.verdict.kind = ResponseVerdict::kFailure;
+    out.function_error = "Unhandled";
+    out.error = text;
+    return out;
+  }
   targets::SqlCall call{cfg_.target.handler, plan.event.c_str(), nullptr};
+  worker::ArmCallMark(sh.state.shard, after.lsn, after.idx, cfg_.target.timeout_ms);
   ErrorData* err = PgCall([&] { return targets::CallSqlFunction(cfg_.owner, cfg_.target.timeout_ms, &call, true); });
+  worker::DisarmCallMark();
   if (err != nullptr) {
     out.verdict.kind = ResponseVerdict::kFailure;
     out.function_error = "Unhandled";
@@ -435,7 +457,7 @@ void Dispatcher::Step(Shard& sh, int64_t now) {
     StepStats stats;
     plan = Prepare(sh, now, stats);
     if (plan.kind == Plan::kInvoke && !cfg_.target.http) {
-      Outcome o = InvokeSql(plan, stats);
+      Outcome o = InvokeSql(sh, plan, stats);
       Apply(sh, plan, o, stats);
       plan.kind = Plan::kNone;
     }

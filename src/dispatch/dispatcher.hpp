@@ -68,7 +68,7 @@ class Dispatcher {
             bool has_response, int64_t now, StepStats& stats);
   void AfterFailure(Shard& shard, const std::vector<Record>& records, size_t n, size_t to, bool sent, int64_t now,
                     StepStats& stats, bool count_sent = true);
-  Outcome InvokeSql(const Plan& plan, StepStats& stats);
+  Outcome InvokeSql(Shard& shard, const Plan& plan, StepStats& stats);
   Outcome InvokeHttp(const Plan& plan);
   void Apply(Shard& shard, const Plan& plan, const Outcome& outcome, StepStats& stats);
   targets::HttpRequest HttpRequestFor(const TargetConfig& target, const std::string& body, const std::string& key);
@@ -76,9 +76,20 @@ class Dispatcher {
   void NextBatch(ShardState& s);
   void SetResult(const char* result);
 
+  // A SQL handler call that ran past its timeout and ended the previous
+  // dispatcher of this mapping (worker::FireCallMark): the batch of that
+  // shard after that checkpoint counts it as a timed-out invocation.
+  struct TimedOutCall {
+    int32_t shard;
+    Position after;
+    int timeout_ms;
+  };
+
   int32_t mapping_id_;
   MappingConfig cfg_;
   std::vector<Shard> shards_;
+  bool call_mark_taken_ = false;
+  std::optional<TimedOutCall> timed_out_;
 };
 
 }  // namespace pgs::dispatch

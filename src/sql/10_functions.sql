@@ -148,11 +148,17 @@ BEGIN
         PERFORM streams._raise('22023', 'InvalidParameterValueException', 'handler must not be null');
     END IF;
     SELECT * INTO p FROM pg_proc WHERE oid = handler;
-    IF p.prokind <> 'f' OR p.proretset OR p.pronargs <> 1 OR p.proargtypes[0] <> 'jsonb'::regtype
+    IF NOT FOUND THEN
+        -- A bare oid (0::regprocedure, or one no function has yet) is refused.
+        PERFORM streams._raise('22023', 'InvalidParameterValueException',
+            format('handler %s does not exist', handler::oid));
+    END IF;
+    IF p.prokind <> 'f' OR p.proretset OR p.pronargs <> 1
+       OR p.proargtypes[0] NOT IN ('jsonb'::regtype, 'json'::regtype)
        OR p.prorettype NOT IN ('jsonb'::regtype, 'json'::regtype, 'void'::regtype) THEN
         PERFORM streams._raise('22023', 'InvalidParameterValueException',
-            format('handler %s must be a function taking one jsonb argument and returning jsonb, json or void', handler),
-            'Define it as CREATE FUNCTION ... (event jsonb) RETURNS jsonb.');
+            format('handler %s must be a function taking one jsonb (or json) argument and returning jsonb, json or void', handler),
+            'Define it as CREATE FUNCTION ... (event jsonb) RETURNS jsonb; procedures, aggregates, window and set-returning functions cannot be handlers.');
     END IF;
     IF NOT has_function_privilege(caller, handler, 'EXECUTE') THEN
         PERFORM streams._raise('42501', 'AccessDeniedException', format('permission denied for function %s', handler));

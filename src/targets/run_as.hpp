@@ -25,6 +25,10 @@ struct SqlCall {
 ErrorData* CallSqlFunction(Oid owner, int timeout_ms, SqlCall* call, bool keep_open = false) noexcept;
 void EndCall(bool commit);
 
+// The search_path user code runs with (the worker's own SQL uses
+// pg_catalog, pg_temp); set once when the worker starts.
+void UseSearchPathForUserCode(const char* path);
+
 // INSERT INTO table (record) VALUES (json::jsonb) as owner.
 ErrorData* InsertRecordRow(Oid owner, Oid table, const char* json) noexcept;
 

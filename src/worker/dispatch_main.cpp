@@ -8,6 +8,7 @@
 
 #include "boundary/guard.hpp"
 #include "dispatch/dispatcher.hpp"
+#include "targets/run_as.hpp"
 #include "worker/hooks.hpp"
 #include "worker/reconcile.hpp"
 #include "worker/shmem.hpp"
@@ -78,6 +79,10 @@ void pgs_dispatch_main(Datum arg) {
   // last commits in a crash only means delivering those batches again,
   // still exactly once: no WAL flush wait per batch.
   SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+  // The dispatcher's own SQL resolves no name through a schema a user can
+  // create objects in; handlers get the database's search_path back.
+  pgs::targets::UseSearchPathForUserCode(GetConfigOption("search_path", false, false));
+  SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
   // Batches are allocated and freed again and again (events of up to 6 MB):
   // keep that memory in the process instead of mapping it anew each time.
   mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);

@@ -37,13 +37,23 @@ struct HttpSlot {
   int32 in_flight;
 };
 
-// A running dispatcher (one per enabled event source mapping).
+// A running dispatcher (one per enabled event source mapping), and the
+// SQL handler call it has in progress (the call mark): a dispatcher ended
+// because its handler ran past its timeout leaves the mark fired in its slot
+// (pid 0), and the next dispatcher of the mapping takes the slot and the mark.
 struct DispatchSlot {
   Oid dbid;
   int32 mapping_id;
   pid_t pid;
   Latch* latch;
+  int32 mark_shard;
+  int64 mark_lsn;
+  int32 mark_idx;
+  int32 mark_timeout_ms;
+  volatile sig_atomic_t mark_armed;
+  volatile sig_atomic_t mark_fired;
 };
+DispatchSlot* my_slot = nullptr;
 
 struct Shared {
   slock_t mutex;
@@ -280,16 +290,65 @@ uint64 MappingsGeneration() { return pg_atomic_read_u64(&shared->generation); }
 
 bool ClaimDispatchSlot(Oid dbid, int32 mapping_id) {
   SpinLockAcquire(&shared->mutex);
-  DispatchSlot* free_slot = nullptr;
+  DispatchSlot* own = nullptr;    // this mapping's slot, left with a fired call mark
+  DispatchSlot* empty = nullptr;  // free, no mark
+  DispatchSlot* stale = nullptr;  // free, another mapping's mark (lost if taken)
   bool taken = false;
   for (auto& d : shared->dispatchers) {
-    if (d.pid != 0 && d.dbid == dbid && d.mapping_id == mapping_id) taken = true;
-    if (free_slot == nullptr && d.pid == 0) free_slot = &d;
+    if (d.pid != 0) {
+      if (d.dbid == dbid && d.mapping_id == mapping_id) taken = true;
+    } else if (d.mark_fired && d.dbid == dbid && d.mapping_id == mapping_id) {
+      own = &d;
+    } else if (!d.mark_fired) {
+      if (empty == nullptr) empty = &d;
+    } else if (stale == nullptr) {
+      stale = &d;
+    }
   }
-  bool ok = !taken && free_slot != nullptr;
-  if (ok) *free_slot = DispatchSlot{dbid, mapping_id, MyProcPid, MyLatch};
+  DispatchSlot* slot = own != nullptr ? own : empty != nullptr ? empty : stale;
+  bool ok = !taken && slot != nullptr;
+  if (ok) {
+    if (slot != own) *slot = DispatchSlot{};
+    slot->dbid = dbid;
+    slot->mapping_id = mapping_id;
+    slot->pid = MyProcPid;
+    slot->latch = MyLatch;
+    my_slot = slot;
+  }
   SpinLockRelease(&shared->mutex);
   return ok;
+}
+
+void ArmCallMark(int32 shard, int64 lsn, int32 idx, int timeout_ms) {
+  if (my_slot == nullptr) return;
+  my_slot->mark_armed = 0;
+  pg_write_barrier();
+  my_slot->mark_shard = shard;
+  my_slot->mark_lsn = lsn;
+  my_slot->mark_idx = idx;
+  my_slot->mark_timeout_ms = timeout_ms;
+  my_slot->mark_fired = 0;
+  pg_write_barrier();
+  my_slot->mark_armed = 1;
+}
+
+void DisarmCallMark() {
+  if (my_slot != nullptr) my_slot->mark_armed = 0;
+}
+
+void FireCallMark() {
+  if (my_slot != nullptr && my_slot->mark_armed) my_slot->mark_fired = 1;
+}
+
+bool TakeFiredCallMark(int32* shard, int64* lsn, int32* idx, int* timeout_ms) {
+  if (my_slot == nullptr || !my_slot->mark_fired) return false;
+  *shard = my_slot->mark_shard;
+  *lsn = my_slot->mark_lsn;
+  *idx = my_slot->mark_idx;
+  *timeout_ms = my_slot->mark_timeout_ms;
+  my_slot->mark_fired = 0;
+  my_slot->mark_armed = 0;
+  return true;
 }
 
 bool AcquireHttpSlot(Oid dbid, int32 function_id, int cap) {
@@ -330,7 +389,15 @@ void ReleaseDispatchSlot() {
   ReleaseHttpSlot();
   SpinLockAcquire(&shared->mutex);
   for (auto& d : shared->dispatchers)
-    if (d.pid == MyProcPid) d = DispatchSlot{};
+    if (d.pid == MyProcPid) {
+      if (d.mark_fired) {
+        d.pid = 0;  // keeps the fired call mark for the mapping's next dispatcher
+        d.latch = nullptr;
+      } else {
+        d = DispatchSlot{};
+      }
+    }
+  my_slot = nullptr;
   SpinLockRelease(&shared->mutex);
 }
 

@@ -39,6 +39,15 @@ bool TakeReconcile(Oid dbid);
 uint64 MappingsGeneration();
 bool ClaimDispatchSlot(Oid dbid, int32 mapping_id);
 void ReleaseDispatchSlot();
+// The SQL handler call in progress of this dispatcher (shard, the checkpoint
+// its batch starts after, its timeout). FireCallMark (async-signal-safe) marks
+// it when the dispatcher is ended because the handler ran past its timeout;
+// the mapping's next dispatcher takes the fired mark once and counts that
+// call as timed out. Marks live in shared memory: a crash-restart drops them.
+void ArmCallMark(int32 shard, int64 lsn, int32 idx, int timeout_ms);
+void DisarmCallMark();
+void FireCallMark();
+bool TakeFiredCallMark(int32* shard, int64* lsn, int32* idx, int* timeout_ms);
 bool DispatcherRunning(Oid dbid, int32 mapping_id);
 bool DatabaseHasDispatchers(Oid dbid);
 int RunningDispatchers();  // in the whole cluster
