@@ -1,4 +1,4 @@
-# User code against the dispatcher (issue 13 rows 1, 2, 8 and 13), with two
+# User code against the dispatcher (issue 13 rows 1, 2, 7, 8 and 13), with two
 # unprivileged roles: handlers are checked before every call, run as a
 # security-restricted operation whose settings are rolled back, cannot outlive
 # their timeout by catching its cancel, and a handler feeding its own stream
@@ -252,6 +252,42 @@ ok($node->poll_query_until($db, qq{SELECT streams.get_event_source_mapping('$m13
 my $gen = $node->safe_psql($db, q{SELECT max(gen) FROM intr.t13});
 $node->safe_psql($db, q{SELECT pg_sleep(1)});
 is($node->safe_psql($db, q{SELECT max(gen) FROM intr.t13}), $gen, 'row 13: the loop stopped');
+
+# --- Row 7: one role cannot take every worker slot ---------------------------
+# (the cluster-wide pg_streams.max_dispatchers and the 6 MB response cap of
+# row 6 are tested in 011_runtime_faults and 004_http)
+$node->safe_psql($db, q{
+ALTER SYSTEM SET pg_streams.max_mappings_per_role = 2;
+SELECT pg_reload_conf();
+SET ROLE intruder;
+CREATE TABLE intr.t7 (id int PRIMARY KEY);
+SELECT streams.enable_stream('intr.t7', 'KEYS_ONLY', 1);
+CREATE FUNCTION intr.h7(e jsonb) RETURNS void LANGUAGE sql AS 'SELECT';
+SELECT streams.create_function('h7_' || g, 'intr.h7(jsonb)') FROM generate_series(1, 40) g;
+SET ROLE app_owner;
+CREATE TABLE app.t7 (id int PRIMARY KEY);
+CREATE TABLE app.seen7 (id int);
+SELECT streams.enable_stream('app.t7', 'NEW_IMAGE', 1);
+CREATE FUNCTION app.h7(e jsonb) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO app.seen7 SELECT (r->'dynamodb'->'Keys'->'id'->>'N')::int FROM jsonb_array_elements(e->'Records') r
+$$;
+SELECT streams.create_function('a7', 'app.h7(jsonb)');
+});
+$node->poll_query_until($db, q{SELECT current_setting('pg_streams.max_mappings_per_role') = '2'});
+my $refused = 0;
+for my $i (1 .. 40)
+{
+	($rc, $out, $err) = as_role('intruder', qq{SELECT streams.create_event_source_mapping(
+		'{"EventSourceArn":"intr.t7","FunctionName":"h7_$i","StartingPosition":"LATEST"}')});
+	$refused++ if $err =~ /TooManyRequestsException/;
+}
+is($refused, 38, 'row 7: intruder gets 2 of its 40 mappings, the rest are refused with TooManyRequestsException');
+create_mapping('app_owner', '{"EventSourceArn":"app.t7","FunctionName":"a7","StartingPosition":"LATEST"}');
+ok($node->poll_query_until($db,
+	q{SELECT count(*) = 1 FROM streams.event_source_mapping WHERE function_name = 'a7' AND state = 'Enabled'}),
+	"row 7: another role's mapping still gets a dispatcher");
+$node->safe_psql($db, q{INSERT INTO app.t7 VALUES (7)});
+ok($node->poll_query_until($db, q{SELECT count(*) = 1 FROM app.seen7}), 'row 7: and delivers');
 
 my $log = slurp_file($node->logfile, $log_start);
 unlike($log, qr/terminated by signal|server process .* was terminated|terminating any other active server processes/,
