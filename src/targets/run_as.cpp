@@ -71,7 +71,8 @@ char* user_search_path = nullptr;
 }  // namespace
 
 void UseSearchPathForUserCode(const char* path) {
-  user_search_path = MemoryContextStrdup(TopMemoryContext, path != nullptr ? path : "\"$user\", public");
+  if (user_search_path != nullptr) pfree(user_search_path);
+  user_search_path = path != nullptr ? MemoryContextStrdup(TopMemoryContext, path) : nullptr;
 }
 
 ErrorData* RunAsOwner(Oid owner, int timeout_ms, void (*fn)(void*), void* arg, bool keep_open) noexcept {

@@ -26,7 +26,8 @@ ErrorData* CallSqlFunction(Oid owner, int timeout_ms, SqlCall* call, bool keep_o
 void EndCall(bool commit);
 
 // The search_path user code runs with (the worker's own SQL uses
-// pg_catalog, pg_temp); set once when the worker starts.
+// pg_catalog, pg_temp): set when the worker starts, or around one call;
+// nullptr: the current one.
 void UseSearchPathForUserCode(const char* path);
 
 // INSERT INTO table (record) VALUES (json::jsonb) as owner.

@@ -81,7 +81,8 @@ void pgs_dispatch_main(Datum arg) {
   SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
   // The dispatcher's own SQL resolves no name through a schema a user can
   // create objects in; handlers get the database's search_path back.
-  pgs::targets::UseSearchPathForUserCode(GetConfigOption("search_path", false, false));
+  const char* db_search_path = GetConfigOption("search_path", false, false);
+  pgs::targets::UseSearchPathForUserCode(db_search_path != nullptr ? db_search_path : "\"$user\", public");
   SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
   // Batches are allocated and freed again and again (events of up to 6 MB):
   // keep that memory in the process instead of mapping it anew each time.

@@ -1,0 +1,93 @@
+-- Testing handlers with pg_regress: streams.wait_for_delivery makes a test
+-- that inserts rows and checks what its handler did deterministic (no sleep);
+-- streams.invoke calls a function once with a given event.
+
+-- The example from the README: a handler that keeps a running total.
+CREATE TABLE orders (id int PRIMARY KEY, amount numeric NOT NULL);
+CREATE TABLE order_totals (n int, total numeric);
+INSERT INTO order_totals VALUES (0, 0);
+CREATE FUNCTION add_orders(event jsonb) RETURNS void LANGUAGE sql AS $$
+    UPDATE order_totals t SET n = t.n + x.n, total = t.total + x.total
+    FROM (SELECT count(*) AS n, coalesce(sum((r->'dynamodb'->'NewImage'->'amount'->>'N')::numeric), 0) AS total
+            FROM jsonb_array_elements(event->'Records') r WHERE r->>'eventName' = 'INSERT') x
+$$;
+SELECT streams.enable_stream('orders', 'NEW_IMAGE') IS NOT NULL AS stream_enabled;
+SELECT streams.create_function('add_orders', 'add_orders(jsonb)') IS NOT NULL AS function_created;
+SELECT streams.create_event_source_mapping(
+    '{"EventSourceArn":"orders","FunctionName":"add_orders","StartingPosition":"LATEST","BatchSize":100}')->>'UUID' AS uuid \gset
+
+INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 10) g;
+INSERT INTO orders VALUES (11, 100);
+SELECT streams.wait_for_delivery(:'uuid')->'Records' AS records_delivered;
+SELECT * FROM order_totals;
+
+-- Every mapping of the caller at once; the result holds the mappings' totals.
+SELECT streams.wait_for_delivery()->'Records' AS nothing_new;
+UPDATE orders SET amount = 0 WHERE id = 11;   -- MODIFY: the handler ignores it
+SELECT streams.wait_for_delivery()->'Records' AS after_update;
+SELECT * FROM order_totals;
+
+-- wait_for_capture: committed changes are readable in the stream.
+INSERT INTO orders VALUES (12, 7);
+SELECT streams.wait_for_capture();
+SELECT count(*) AS records_of_orders FROM streams.record r JOIN streams.stream s USING (stream_id)
+ WHERE s.relid = 'orders'::regclass;
+
+-- Errors: bad timeout, unknown or disabled mapping, inside a writing
+-- transaction or a REPEATABLE READ one.
+SELECT pgs_try($$SELECT streams.wait_for_capture(interval '-1 s')$$) AS negative_timeout;
+SELECT pgs_try($$SELECT streams.wait_for_delivery('00000000-0000-0000-0000-000000000000')$$) AS unknown_mapping;
+BEGIN;
+INSERT INTO orders VALUES (13, 1);
+SELECT pgs_try($$SELECT streams.wait_for_delivery()$$) AS in_writing_transaction;
+ROLLBACK;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT pgs_try($$SELECT streams.wait_for_delivery()$$) AS in_repeatable_read;
+ROLLBACK;
+SELECT streams.update_event_source_mapping(:'uuid', '{"Enabled": false}')->>'State' AS state;
+SELECT replace(pgs_try(format('SELECT streams.wait_for_delivery(%L)', :'uuid')), :'uuid', '<uuid>') AS disabled_mapping;
+
+-- A handler that fails: the wait times out naming the shard and the error.
+CREATE TABLE pay (id int PRIMARY KEY);
+CREATE FUNCTION pay_fails(event jsonb) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'payment service down'; END $$;
+SELECT streams.enable_stream('pay', 'KEYS_ONLY') IS NOT NULL AS stream_enabled;
+SELECT streams.create_function('pay_fails', 'pay_fails(jsonb)') IS NOT NULL AS function_created;
+SELECT streams.create_event_source_mapping(
+    '{"EventSourceArn":"pay","FunctionName":"pay_fails","StartingPosition":"LATEST"}')->>'UUID' AS pay_uuid \gset
+INSERT INTO pay VALUES (1);
+SELECT regexp_replace(pgs_try(format('SELECT streams.wait_for_delivery(%L, %L)', :'pay_uuid', '2 s')),
+                      'shardId-[0-9]+-[0-9a-f]+|1[0-9]{30}|[0-9a-f-]{36}', '<x>', 'g') AS timed_out;
+SELECT streams.delete_event_source_mapping(:'pay_uuid') IS NULL AS deleted;
+
+-- invoke: one call, as the caller, the function's response or its error.
+CREATE FUNCTION echo_count(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('count', jsonb_array_length(event->'Records'), 'user', current_user)
+$$;
+SELECT streams.create_function('echo_count', 'echo_count(jsonb)') IS NOT NULL AS function_created;
+SELECT streams.invoke('echo_count', '{"Records":[{},{}]}') - 'user' AS response;
+SELECT streams.invoke('add_orders', '{"Records":[]}') AS void_response;
+SELECT pgs_try($$SELECT streams.invoke('pay_fails', '{"Records":[]}')$$) AS function_error;
+SELECT pgs_try($$SELECT streams.invoke('no_such_function', '{}')$$) AS unknown_function;
+SELECT pgs_try($$SELECT streams.invoke('echo_count', NULL)$$) AS null_event;
+CREATE FUNCTION slow(event jsonb) RETURNS void LANGUAGE sql AS 'SELECT pg_sleep(5)';
+SELECT streams.create_function('slow', 'slow(jsonb)', 1) IS NOT NULL AS function_created;
+DO $$
+BEGIN
+    PERFORM streams.invoke('slow', '{}');
+EXCEPTION WHEN query_canceled THEN
+    RAISE NOTICE 'invoke of slow: %', SQLERRM;
+END $$;
+
+-- Another role may not invoke a function it is not a member of the owner of.
+CREATE ROLE pgs_invoke_other;
+SET ROLE pgs_invoke_other;
+SELECT pgs_try($$SELECT streams.invoke('echo_count', '{}')$$) AS other_role;
+RESET ROLE;
+DROP ROLE pgs_invoke_other;
+
+SELECT streams.delete_event_source_mapping(:'uuid') IS NULL AS deleted;
+SELECT streams.delete_function(f) FROM unnest(ARRAY['add_orders', 'pay_fails', 'echo_count', 'slow']) f;
+SELECT streams.disable_stream('orders') IS NOT NULL, streams.disable_stream('pay') IS NOT NULL;
+DROP TABLE orders, order_totals, pay;
+DROP FUNCTION add_orders(jsonb), pay_fails(jsonb), echo_count(jsonb), slow(jsonb);
