@@ -12,7 +12,7 @@ PGXS_DIR=$(dirname "$("$PGBIN/pg_config" --pgxs)")/../..
 RUNAS=()
 [ "$(id -u)" = 0 ] && RUNAS=(runuser -u postgres --)
 
-WORK=$(mktemp -d /tmp/pg_streams_test.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pg_streams_test.XXXXXX")
 [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT   # KEEP_WORK=1 keeps clusters and logs
 cp -r sql expected test "$WORK/"
 [ "$(id -u)" = 0 ] && chown -R postgres "$WORK"
