@@ -599,6 +599,7 @@ BEGIN
     SELECT m.mapping_id, n, c.lsn, c.idx
     FROM generate_series(0, cnt - 1) AS n, streams._starting_checkpoint(m, n) AS c;
     PERFORM streams._mappings_changed();
+    PERFORM streams._esm_blocking_notice(m);
     RETURN streams._esm_doc(m);
 END $$;
 
@@ -645,6 +646,7 @@ BEGIN
     WHERE e.mapping_id = m.mapping_id
     RETURNING * INTO m;
     PERFORM streams._mappings_changed();
+    PERFORM streams._esm_blocking_notice(m);
     RETURN streams._esm_doc(m);
 END $$;
 
