@@ -91,3 +91,42 @@ SELECT streams.delete_function(f) FROM unnest(ARRAY['add_orders', 'pay_fails', '
 SELECT streams.disable_stream('orders') IS NOT NULL, streams.disable_stream('pay') IS NOT NULL;
 DROP TABLE orders, order_totals, pay;
 DROP FUNCTION add_orders(jsonb), pay_fails(jsonb), echo_count(jsonb), slow(jsonb);
+
+-- sample_event: the event a mapping would send for a row given as JSON,
+-- built by the decoder (types, SizeBytes, keys, the stream's ARN).
+-- Values are written with the session's DateStyle and TimeZone (the capture
+-- worker uses the server's).
+SET datestyle = 'ISO, MDY';
+SET timezone = 'UTC';
+CREATE TABLE sample_t (id int PRIMARY KEY, name text, price numeric, tags text[], ok boolean, at timestamptz);
+SELECT streams.enable_stream('sample_t', 'NEW_AND_OLD_IMAGES') IS NOT NULL AS stream_enabled;
+SELECT jsonb_pretty(e #- '{Records,0,eventID}' #- '{Records,0,dynamodb,SequenceNumber}'
+                      #- '{Records,0,dynamodb,ApproximateCreationDateTime}' #- '{Records,0,eventSourceARN}') AS insert_event
+  FROM streams.sample_event('sample_t', 'INSERT',
+         '{"id": 1, "name": "pen", "price": 1.50, "tags": ["a", "b"], "ok": true, "at": "2026-12-02T10:00:00Z"}') e;
+SELECT e->'Records'->0->>'eventSourceARN' = (SELECT stream_arn FROM streams.stream WHERE relid = 'sample_t'::regclass) AS arn_of_stream,
+       e->'Records'->0->'dynamodb'->>'SequenceNumber' ~ '^1[0-9]{30}$' AS has_sequence_number
+  FROM streams.sample_event('sample_t', 'INSERT', '{"id": 1}') e;
+SELECT (e->'Records'->0->'dynamodb') - 'SequenceNumber' - 'ApproximateCreationDateTime' AS modify_keys_only
+  FROM streams.sample_event('sample_t', 'MODIFY', '{"id": 2, "name": "new"}', '{"id": 2, "name": "old"}', 'KEYS_ONLY') e;
+SELECT e->'Records'->0->'dynamodb'->'OldImage' AS remove_old_image, e->'Records'->0->'dynamodb'->'NewImage' AS no_new_image
+  FROM streams.sample_event('sample_t', 'REMOVE', old_image => '{"id": 3, "name": "gone"}') e;
+-- What sample_event gives is what a handler receives: invoke it.
+CREATE FUNCTION echo_count2(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('count', jsonb_array_length(event->'Records'),
+                              'id', event->'Records'->0->'dynamodb'->'Keys'->'id'->>'N')
+$$;
+SELECT streams.create_function('echo_count2', 'echo_count2(jsonb)') IS NOT NULL AS function_created;
+SELECT streams.invoke('echo_count2', streams.sample_event('sample_t', 'INSERT', '{"id": 4}')) AS invoked;
+SELECT pgs_try(format('SELECT streams.sample_event(%L, %L, %L, %L, %L)', t, ev, n, o, v)) AS error
+  FROM (VALUES ('sample_t', 'UPSERT', '{"id":1}', NULL, NULL), ('sample_t', 'INSERT', NULL, NULL, NULL),
+               ('sample_t', 'REMOVE', '{"id":1}', NULL, NULL), ('sample_t', 'INSERT', '{"nope":1}', NULL, NULL),
+               ('sample_t', 'INSERT', '{"name":"no key"}', NULL, NULL), ('sample_t', 'INSERT', '[1]', NULL, NULL),
+               ('sample_t', 'INSERT', '{"id":"x"}', NULL, NULL), ('sample_t', 'INSERT', '{"id":1}', NULL, 'ALL'),
+               ('pg_class', 'INSERT', '{"oid":1}', NULL, NULL)) AS x(t, ev, n, o, v);
+SELECT streams.delete_function('echo_count2');
+SELECT streams.disable_stream('sample_t') IS NOT NULL AS disabled;
+DROP TABLE sample_t;
+DROP FUNCTION echo_count2(jsonb);
+RESET datestyle;
+RESET timezone;

@@ -197,3 +197,66 @@ LANGUAGE sql VOLATILE AS $$
 $$;
 COMMENT ON FUNCTION streams.invoke(text, jsonb) IS
     'Calls a registered function once with the given event, as the caller (with its search_path), exactly as a mapping would (Lambda Invoke, RequestResponse); returns its response or raises its error. No retries, no checkpoint.';
+
+CREATE FUNCTION streams._sample_event(tbl regclass, event_name text, new_row record, old_row record, view_type text)
+    RETURNS jsonb LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'pgs_sample_event';
+COMMENT ON FUNCTION streams._sample_event(regclass, text, record, record, text) IS
+    'Internal: streams.sample_event from rows of the table.';
+
+-- Row values given as JSON ({"column": value, ...}; values as jsonb_populate_record
+-- takes them) become rows of the table, then a record as the decoder builds it.
+CREATE FUNCTION streams.sample_event(tbl regclass, event_name text, new_image jsonb DEFAULT NULL,
+                                     old_image jsonb DEFAULT NULL, view_type text DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    new_row record;
+    old_row record;
+    img     jsonb;
+    which   text;
+    bad     text;
+BEGIN
+    IF event_name IS NULL OR event_name NOT IN ('INSERT', 'MODIFY', 'REMOVE') THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('event_name must be INSERT, MODIFY or REMOVE, not %s', coalesce(event_name, 'null')));
+    END IF;
+    IF view_type IS NOT NULL AND view_type NOT IN ('KEYS_ONLY', 'NEW_IMAGE', 'OLD_IMAGE', 'NEW_AND_OLD_IMAGES') THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('view_type must be KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or NEW_AND_OLD_IMAGES, not %s', view_type));
+    END IF;
+    IF event_name IN ('INSERT', 'MODIFY') AND new_image IS NULL THEN
+        PERFORM streams._raise('22023', 'ValidationException', format('a %s record needs new_image', event_name));
+    END IF;
+    IF event_name = 'REMOVE' AND old_image IS NULL THEN
+        PERFORM streams._raise('22023', 'ValidationException', 'a REMOVE record needs old_image');
+    END IF;
+    IF event_name = 'MODIFY' AND old_image IS NULL THEN
+        old_image := new_image;   -- an update that changed nothing but was made
+    END IF;
+    FOREACH which IN ARRAY ARRAY['new_image', 'old_image'] LOOP
+        img := CASE which WHEN 'new_image' THEN new_image ELSE old_image END;
+        CONTINUE WHEN img IS NULL;
+        IF jsonb_typeof(img) <> 'object' THEN
+            PERFORM streams._raise('22023', 'ValidationException', format('%s must be a JSON object of column values', which));
+        END IF;
+        SELECT k INTO bad FROM jsonb_object_keys(img) k
+        WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = k
+                                                        AND a.attnum > 0 AND NOT a.attisdropped)
+        LIMIT 1;
+        IF FOUND THEN
+            PERFORM streams._raise('22023', 'ValidationException', format('%s: %s has no column %I', which, tbl, bad));
+        END IF;
+    END LOOP;
+    IF new_image IS NOT NULL THEN
+        EXECUTE format('SELECT * FROM jsonb_populate_record(NULL::%s, $1)', tbl) INTO new_row USING new_image;
+    END IF;
+    IF old_image IS NOT NULL THEN
+        EXECUTE format('SELECT * FROM jsonb_populate_record(NULL::%s, $1)', tbl) INTO old_row USING old_image;
+    END IF;
+    -- The record's envelope names the stream's view type; a sample built for
+    -- another one says so.
+    RETURN CASE WHEN view_type IS NULL THEN streams._sample_event(tbl, event_name, new_row, old_row, NULL)
+                ELSE jsonb_set(streams._sample_event(tbl, event_name, new_row, old_row, view_type),
+                               '{Records,0,dynamodb,StreamViewType}', to_jsonb(view_type)) END;
+END $$;
+COMMENT ON FUNCTION streams.sample_event(regclass, text, jsonb, jsonb, text) IS
+    'A {"Records":[...]} event with one record of the table''s stream built by the decoder from row values given as JSON (sam local generate-event).';
