@@ -122,7 +122,7 @@ ok($faults >= $nfaults * 0.8, "the faults happened ($faults of $nfaults)");
 
 my $rows = $node->safe_psql($db, 'SELECT sum(v + 1) FROM ev');
 my $updates = $node->safe_psql($db, 'SELECT sum(v) FROM ev');
-ok($updates > 300, "the writer committed updates through the faults ($updates)");
+ok($updates > 50, "the writer committed updates through the faults ($updates)");
 
 # --- SQL: exactly once, in order per item ------------------------------------
 ok($node->poll_query_until($db, q{SELECT count(*) >= (SELECT sum(v + 1) FROM ev) FROM out_sql}),
