@@ -19,6 +19,25 @@ cp -r sql expected test "$WORK/"
 passed=0
 failed=0
 
+# Unit tests (C++ without PostgreSQL) ---------------------------------------
+# The event-pattern matcher (src/filter) on its own: every vector of
+# test/data/event-patterns.jsonl, then edge cases.
+if [ "${SKIP_UNIT:-0}" != 1 ]; then
+  echo "# unit filter_test"
+  if g++ -std=c++17 -O2 -Wall -Wextra -Werror -Isrc src/filter/*.cpp test/unit/filter_test.cpp \
+       -o "$WORK/filter_test" > "$WORK/unit_build.log" 2>&1; then
+    "$WORK/filter_test" test/data/event-patterns.jsonl > "$WORK/unit_filter.out" 2>&1
+    rc=$?
+    cat "$WORK/unit_filter.out"
+    ok=$(grep -cE '^ok ' "$WORK/unit_filter.out" || true)
+    bad=$(grep -cE '^not ok ' "$WORK/unit_filter.out" || true)
+    [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
+  else
+    cat "$WORK/unit_build.log"; echo "not ok - filter_test does not build"; ok=0; bad=1
+  fi
+  passed=$((passed + ok)); failed=$((failed + bad))
+fi
+
 # pg_regress ---------------------------------------------------------------
 tests=$(ls sql/${REGRESS_ONLY:-*}.sql 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.sql$//' | sort)
 # 001_setup defines helpers the others use: a narrowed run keeps it.

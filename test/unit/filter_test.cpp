@@ -1,0 +1,218 @@
+// Unit tests of the event-pattern matcher (src/filter), without PostgreSQL:
+//   filter_test VECTORS.jsonl         every vector, then edge cases; prints
+//                                     "ok - ..." / "not ok - ..." lines
+//   filter_test --bench [SECONDS]     records/s of one core for a 3-condition
+//                                     pattern over DynamoDB-shaped records
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "filter/filter.hpp"
+
+using pgs::filter::Filter;
+using pgs::filter::PatternError;
+
+namespace {
+
+int failures = 0;
+
+void Report(bool ok, const std::string& what) {
+  if (!ok) ++failures;
+  printf("%s - %s\n", ok ? "ok" : "not ok", what.c_str());
+}
+
+// Runs the vectors; returns the number of mismatches (each printed).
+int RunVectors(const char* path, int* count) {
+  std::ifstream in(path);
+  std::string line;
+  int bad = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    // Python's json writes Infinity for 2.0e422; such vectors carry pattern_text.
+    for (size_t at; (at = line.find(", Infinity]")) != std::string::npos;) line.replace(at, 11, ", null]");
+    auto v = nlohmann::json::parse(line);
+    ++*count;
+    std::string name = v["name"];
+    std::string pattern = v.contains("pattern_text") ? v["pattern_text"].get<std::string>() : v["pattern"].dump();
+    bool invalid = v.value("invalid", false);
+    try {
+      Filter f({pattern});
+      if (invalid) {
+        printf("# %s: pattern %s was accepted, expected invalid\n", name.c_str(), pattern.c_str());
+        ++bad;
+        continue;
+      }
+      std::string event = v.contains("event_text") ? v["event_text"].get<std::string>() : v["event"].dump();
+      auto r = f.Match(event);
+      bool expected = v["match"];
+      if (r == Filter::Result::kBadEvent || (r == Filter::Result::kMatch) != expected) {
+        printf("# %s: expected %s, got %s\n", name.c_str(), expected ? "match" : "no match",
+               r == Filter::Result::kBadEvent ? "bad event" : (r == Filter::Result::kMatch ? "match" : "no match"));
+        ++bad;
+      }
+    } catch (const PatternError& e) {
+      if (!invalid) {
+        printf("# %s: valid pattern refused: %s\n", name.c_str(), e.what());
+        ++bad;
+      }
+    }
+  }
+  return bad;
+}
+
+bool Matches(const std::string& pattern, const std::string& event) {
+  Filter f({pattern});
+  return f.Match(event) == Filter::Result::kMatch;
+}
+
+std::string Refusal(const std::string& pattern) { return pgs::filter::CheckPattern(pattern); }
+
+void Expect(bool cond, const std::string& what) { Report(cond, what); }
+
+void EdgeCases() {
+  // Refusals listed by issue 15, with a hint that says where.
+  Expect(Refusal(R"({"eventName":"INSERT"})").find("leaf value of \"eventName\" must be an array") == 0,
+         "scalar leaf refused, hint names the field: " + Refusal(R"({"eventName":"INSERT"})"));
+  Expect(!Refusal("[]").empty() && !Refusal("\"x\"").empty() && !Refusal("null").empty() && !Refusal("").empty(),
+         "a pattern that is not an object is refused");
+  Expect(!Refusal(R"({"a":[{"wildcard":"a**b"}]})").empty(), "** in a wildcard is refused");
+  Expect(!Refusal(R"({"a":[{"numeric":[">",1e999]}]})").empty(), "a numeric value that is not finite is refused");
+  Expect(Refusal(R"({"a":[{"numeric":[">",1e-320]}]})").empty(), "1E-320 (subnormal) is accepted");
+  Expect(!Refusal(R"({"a":[{"numeric":[">=",5,"<=",5]}]})").empty(), "an empty range is refused");
+  Expect(!Refusal(R"({"$or":[{"a":["x"]}]})").empty(), "$or with one branch is refused");
+  Expect(!Refusal(R"({"a":{}})").empty() && !Refusal("{}").empty(), "empty objects are refused");
+  Expect(!Refusal(R"({"a":[]})").empty(), "an empty leaf array is refused");
+  Expect(!Refusal(R"({"a":[{"cidr":"10.0.0.0"}]})").empty() && !Refusal(R"({"a":[{"cidr":"10.0.0.1/33"}]})").empty() &&
+             !Refusal(R"({"a":[{"cidr":"300.0.0.1/8"}]})").empty(),
+         "malformed CIDRs are refused");
+  Expect(!Refusal(R"({"a":[{"EXISTS":true}]})").empty(), "operator names are case-sensitive");
+  {
+    // 11 $or of 2 branches: 2048 combinations.
+    std::string p = "{";
+    for (int i = 0; i < 11; ++i)
+      p += (i ? "," : "") + std::string("\"k") + std::to_string(i) + R"(":{"$or":[{"a":["1"]},{"b":["2"]}]})";
+    p += "}";
+    Expect(Refusal(p).find("1000") != std::string::npos, "more than 1000 $or combinations are refused: " + Refusal(p));
+    std::string q = "{";
+    for (int i = 0; i < 9; ++i)
+      q += (i ? "," : "") + std::string("\"k") + std::to_string(i) + R"(":{"$or":[{"a":["1"]},{"b":["2"]}]})";
+    q += "}";
+    Expect(Refusal(q).empty(), "512 $or combinations are accepted");
+  }
+  {
+    std::string deep(100000, '[');
+    Expect(!Refusal("{\"a\":" + deep).empty(), "a deeply nested pattern is refused without a crash");
+    Filter f({R"({"a":["x"]})"});
+    std::string event = "{\"b\":" + std::string(100000, '[') + std::string(100000, ']') + ",\"a\":\"x\"}";
+    Expect(f.Match(event) == Filter::Result::kBadEvent && f.event_error().find("deeper") != std::string::npos,
+           "a deeply nested event is an error, not a crash");
+    Expect(f.Match("{\"b\":\"x\",\"a\":") == Filter::Result::kBadEvent, "a truncated event is an error");
+    Expect(f.Match(R"({"a":"x"})") == Filter::Result::kMatch, "the filter matches again after an error");
+  }
+  // DynamoDB records (semantics 3.6).
+  const std::string rec =
+      R"({"eventID":"1","eventName":"MODIFY","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"us-east-1",)"
+      R"("dynamodb":{"ApproximateCreationDateTime":1795341393.0,"Keys":{"id":{"N":"101"}},)"
+      R"("NewImage":{"id":{"N":"101"},"status":{"S":"PAID"},"tags":{"SS":["a","b"]},"m":{"M":{"x":{"BOOL":true}}},"gone":{"NULL":true}},)"
+      R"("OldImage":{"id":{"N":"101"},"status":{"S":"NEW"}},"SequenceNumber":"1","SizeBytes":52,"StreamViewType":"NEW_AND_OLD_IMAGES"},)"
+      R"("eventSourceARN":"arn:aws:dynamodb:us-east-1:000000000000:table/public.t/stream/x"})";
+  Expect(Matches(R"({"eventName":["MODIFY"],"dynamodb":{"NewImage":{"status":{"S":["PAID"]}},"OldImage":{"status":{"S":[{"anything-but":"PAID"}]}}}})", rec),
+         "status changed to PAID");
+  Expect(!Matches(R"({"dynamodb":{"NewImage":{"status":["PAID"]}}})", rec), "a value without its type never matches");
+  Expect(Matches(R"({"dynamodb":{"Keys":{"id":{"N":["101"]}}}})", rec) &&
+             !Matches(R"({"dynamodb":{"Keys":{"id":{"N":[101]}}}})", rec) &&
+             !Matches(R"({"dynamodb":{"Keys":{"id":{"N":[{"numeric":[">",100]}]}}}})", rec),
+         "N values are strings: numeric never matches them");
+  Expect(Matches(R"({"dynamodb":{"ApproximateCreationDateTime":[{"numeric":[">",1700000000,"<=",1800000000]}]}})", rec),
+         "numeric works on ApproximateCreationDateTime");
+  Expect(Matches(R"({"dynamodb":{"NewImage":{"tags":{"SS":["b"]}}}})", rec), "a string set matches any element");
+  Expect(Matches(R"({"dynamodb":{"NewImage":{"status":[{"exists":false}]}}})", rec) &&
+             !Matches(R"({"dynamodb":{"NewImage":{"status":[{"exists":true}]}}})", rec) &&
+             Matches(R"({"dynamodb":{"NewImage":{"status":{"S":[{"exists":true}]}}}})", rec),
+         "exists tests leaves only");
+  Expect(Matches(R"({"dynamodb.NewImage.m.M.x.BOOL":[true]})", rec), "dotted keys are paths");
+  Expect(Matches(R"({"eventSourceARN":[{"prefix":"arn:aws:dynamodb:"}],"awsRegion":[{"equals-ignore-case":"US-EAST-1"}]})", rec),
+         "top-level fields are matchable");
+  Expect(Matches(R"({"eventName":["REMOVE"]})", rec) == false, "eventName mismatch");
+  {
+    Filter f({R"({"eventName":["INSERT"]})", R"({"dynamodb":{"NewImage":{"status":{"S":["PAID"]}}}})"});
+    Expect(f.Match(rec) == Filter::Result::kMatch, "filters are ORed");
+  }
+  Expect(Matches(R"({"a":["b"], "a":[{"prefix":"x"}]})", R"({"a":"xy"})"), "duplicate keys: the last wins");
+  Expect(Matches(R"({"ip":[{"cidr":"2001:db8::/64"}]})", R"({"ip":"2001:0db8:0000:0000:0000:0000:0000:0001"})") &&
+             !Matches(R"({"ip":[{"cidr":"2001:db8::/64"}]})", R"({"ip":"2001:db9::1"})") &&
+             !Matches(R"({"ip":[{"cidr":"10.0.0.0/8"}]})", R"({"ip":"10.0.0.256"})"),
+         "IPv6 CIDR compared canonically, bad addresses do not match");
+  Expect(Matches(R"({"a":[{"equals-ignore-case":"ÉCOLE straße"}]})", R"({"a":"école STRAßE"})"),
+         "equals-ignore-case folds Latin-1");
+  // Array consistency and memory: a big array is matched without growing
+  // memory per element (the choices kept are bounded by the pattern).
+  {
+    std::string big = R"({"items":[)";
+    for (int i = 0; i < 200000; ++i) big += (i ? "," : "") + std::string(R"({"k":"a","v":)") + std::to_string(i) + "}";
+    big += "]}";
+    Expect(Matches(R"({"items":{"k":["a"],"v":[199999]}})", big), "array of 200000 objects: the last element matches");
+    Expect(!Matches(R"({"items":{"k":["b"],"v":[5]}})", big), "array of 200000 objects: fields from one element only");
+  }
+  Expect(!Matches(R"({"a":{"b":["1"],"c":["2"]}})", R"({"a":[{"b":"1"},{"c":"2"}]})") &&
+             Matches(R"({"a":{"b":["1"],"c":["2"]}})", R"({"a":[{"b":"1"},{"b":"1","c":"2"}]})"),
+         "array consistency across elements");
+  Expect(Matches(R"({"a":{"b":["1"],"c":[{"exists":false}]}})", R"({"a":[{"b":"1","c":"x"},{"b":"1"}]})") &&
+             !Matches(R"({"a":{"b":["1"],"c":[{"exists":false}]}})", R"({"a":[{"b":"1","c":"x"},{"b":"2"}]})"),
+         "exists:false per array element");
+}
+
+void Bench(double seconds, const char* statuses) {
+  // 3 conditions: eventName + a typed NewImage value + a numeric range on
+  // ApproximateCreationDateTime, over records like the benchmark's.
+  Filter f({std::string(R"({"eventName":["INSERT"],"dynamodb":{"NewImage":{"status":{"S":[)") + statuses +
+            R"(]}},"ApproximateCreationDateTime":[{"numeric":[">=",1700000000,"<",1900000000]}]}})"});
+  std::vector<std::string> records;
+  for (int i = 0; i < 1000; ++i) {
+    std::string status = i % 100 == 0 ? "PAID" : "NEW";
+    records.push_back(
+        R"({"eventID":"9f2c0e6f4b7d4a0e8c1d2b3a4f5e6d7c","eventName":"INSERT","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"us-east-1",)"
+        R"("dynamodb":{"ApproximateCreationDateTime":1795341393.0,"Keys":{"id":{"N":")" + std::to_string(i) +
+        R"("}},"NewImage":{"id":{"N":")" + std::to_string(i) + R"("},"status":{"S":")" + status +
+        R"("},"customer":{"S":"customer-)" + std::to_string(i % 97) +
+        R"("},"total":{"N":"21.00"},"note":{"S":"some text that a row carries"}},)"
+        R"("SequenceNumber":"1000000000000228826880000000000","SizeBytes":72,"StreamViewType":"NEW_AND_OLD_IMAGES"},)"
+        R"("eventSourceARN":"arn:aws:dynamodb:us-east-1:000000000000:table/public.orders/stream/2026-11-22T10:00:00.000"})");
+  }
+  size_t bytes = 0;
+  for (auto& r : records) bytes += r.size();
+  auto start = std::chrono::steady_clock::now();
+  long n = 0, matched = 0;
+  double elapsed = 0;
+  while (elapsed < seconds) {
+    for (auto& r : records) matched += f.Match(r) == Filter::Result::kMatch;
+    n += static_cast<long>(records.size());
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  printf("matcher, status in [%s]: %.0f records/s (%ld records of %zu bytes on average, %.1f%% matched, %.1f s)\n", statuses, n / elapsed, n,
+         bytes / records.size(), 100.0 * matched / n, elapsed);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "--bench") {
+    double seconds = argc >= 3 ? atof(argv[2]) : 3.0;
+    Bench(seconds, R"("PAID")");
+    Bench(seconds, R"("PAID","NEW")");
+    return 0;
+  }
+  if (argc < 2) {
+    fprintf(stderr, "usage: filter_test VECTORS.jsonl | --bench [SECONDS]\n");
+    return 2;
+  }
+  int count = 0;
+  int bad = RunVectors(argv[1], &count);
+  Report(bad == 0 && count == 252, "event-pattern vectors: " + std::to_string(count - bad) + " of " +
+                                        std::to_string(count) + " as expected");
+  EdgeCases();
+  return failures == 0 ? 0 : 1;
+}
