@@ -143,8 +143,7 @@ FROM (VALUES ('{"BatchSize": "10"}'), ('{"BatchSize": 1.5}'), ('{"BatchSize": tr
 -- Values that are valid on AWS but not supported by this version: 0A000.
 SELECT change, esm_create(:'base'::jsonb || change::jsonb) AS error
 FROM (VALUES ('{"ParallelizationFactor": 2}'), ('{"ParallelizationFactor": 10}'),
-             ('{"TumblingWindowInSeconds": 60}'), ('{"TumblingWindowInSeconds": 900}'),
-             ('{"FilterCriteria": {"Filters": [{"Pattern": "{\"eventName\": [\"INSERT\"]}"}]}}')) AS c(change);
+             ('{"TumblingWindowInSeconds": 60}'), ('{"TumblingWindowInSeconds": 900}')) AS c(change);
 -- FunctionResponseTypes, FilterCriteria, DestinationConfig.
 SELECT change, esm_create(:'base'::jsonb || change::jsonb) AS error
 FROM (VALUES ('{"FunctionResponseTypes": "ReportBatchItemFailures"}'), ('{"FunctionResponseTypes": [1]}'),
@@ -272,6 +271,45 @@ FROM (VALUES ('{"BatchSize": 1}'), ('{"BatchSize": 10000}'), ('{"MaximumBatching
              ('{"MaximumRecordAgeInSeconds": 604800}'), ('{"TumblingWindowInSeconds": 0}'),
              ('{"FunctionResponseTypes": []}'), ('{"FilterCriteria": {"Filters": []}}'),
              ('{"FilterCriteria": null}')) AS c(change);
+-- FilterCriteria: stored and returned as given; 5 filters of 4096 characters.
+SELECT streams.update_event_source_mapping(:'u_b', '{"FilterCriteria": {"Filters": [
+    {"Pattern": "{\"eventName\": [\"INSERT\"]}"},
+    {"Pattern": "{\"dynamodb\": {\"NewImage\": {\"status\": {\"S\": [\"PAID\"]}}}}"}]}}')->'FilterCriteria' AS filters;
+SELECT streams.get_event_source_mapping(:'u_b')->'FilterCriteria' AS filters_stored;
+SELECT length(p) AS pattern_length,
+       streams.update_event_source_mapping(:'u_b', jsonb_build_object('FilterCriteria', jsonb_build_object('Filters',
+           jsonb_build_array(jsonb_build_object('Pattern', p), jsonb_build_object('Pattern', p), jsonb_build_object('Pattern', p),
+                             jsonb_build_object('Pattern', p), jsonb_build_object('Pattern', p)))))
+           -> 'FilterCriteria' -> 'Filters' -> 4 ->> 'Pattern' = p AS five_accepted
+FROM (SELECT '{"a": ["' || repeat('x', 4096 - 11) || '"]}' AS p) AS t;
+-- Refused, and nothing changes (SQLSTATE, DETAIL: message; the HINT says
+-- what is wrong and where).
+CREATE FUNCTION pg_temp.hint(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    state text; msg text; detail text; hint text;
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    RETURN format('%s %s: %s (%s)', state, detail, msg, hint);
+END $$;
+SELECT change, pg_temp.hint(format('SELECT streams.update_event_source_mapping(%L, %L)', :'u_b', change)) AS error
+FROM (VALUES ('{"FilterCriteria": {"Filters": [{"Pattern": "{\"eventName\": \"INSERT\"}"}]}}'),
+             ('{"FilterCriteria": {"Filters": [{"Pattern": "{\"eventName\": [\"INSERT\"]}"}, {"Pattern": "{\"eventName\": []}"}]}}'),
+             ('{"FilterCriteria": {"Filters": [{"Pattern": "single-string"}]}}'),
+             ('{"FilterCriteria": {"Filters": [{"Pattern": "null"}]}}'),
+             ('{"FilterCriteria": {"Filters": [{"Pattern": ""}]}}'),
+             ('{"FilterCriteria": {"Filters": [{"Pattern": 5}]}}'),
+             ('{"FilterCriteria": {"Filters": [{"Pattern": "{\"a\": [\"x\"]}", "Other": 1}]}}'),
+             ('{"FilterCriteria": {"Filters": [{}, {}, {}, {}, {}, {}]}}'),
+             ('{"FilterCriteria": {"Filters": [], "Other": 1}}')) AS c(change);
+SELECT pg_temp.hint(format('SELECT streams.update_event_source_mapping(%L, %L)', :'u_b',
+           jsonb_build_object('FilterCriteria', jsonb_build_object('Filters',
+               jsonb_build_array(jsonb_build_object('Pattern', '{"a": ["' || repeat('x', 4096 - 10) || '"]}')))))) AS pattern_too_long;
+SELECT streams.get_event_source_mapping(:'u_b')->'FilterCriteria'->'Filters'->0->>'Pattern' = '{"a": ["' || repeat('x', 4096 - 11) || '"]}'
+    AS unchanged_after_errors;
+SELECT streams.update_event_source_mapping(:'u_b', '{"FilterCriteria": {"Filters": []}}') ? 'FilterCriteria' AS filters_cleared;
 -- Put the settings of the Updating example back.
 SELECT streams.update_event_source_mapping(:'u_b', '{"BatchSize": 50, "MaximumRetryAttempts": 2,
     "MaximumRecordAgeInSeconds": 3600, "MaximumBatchingWindowInSeconds": 5,

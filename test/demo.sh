@@ -115,6 +115,22 @@ SELECT streams.create_function('reject_all', 'reject_all(jsonb)') IS NOT NULL AS
 SELECT streams.create_event_source_mapping('{"EventSourceArn": "orders", "FunctionName": "reject_all",
     "StartingPosition": "LATEST", "MaximumRetryAttempts": 2,
     "DestinationConfig": {"OnFailure": {"Destination": "streams.failed_batches"}}}')->>'State' AS state;
+-- A filtered mapping: only orders that become paid reach the function
+-- (FilterCriteria; the other records are dropped before batching).
+CREATE TABLE payments (order_id int, total numeric(10,2), paid_at timestamptz DEFAULT now());
+CREATE FUNCTION record_payment(event jsonb) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO payments (order_id, total)
+    SELECT (r#>>'{dynamodb,Keys,order_id,N}')::int, (r#>>'{dynamodb,NewImage,total,N}')::numeric
+    FROM jsonb_array_elements(event->'Records') r
+$$;
+SELECT streams.create_function('record_payment', 'record_payment(jsonb)') IS NOT NULL AS created;
+SELECT streams.create_event_source_mapping('{"EventSourceArn": "orders", "FunctionName": "record_payment",
+    "StartingPosition": "TRIM_HORIZON", "FilterCriteria": {"Filters": [{"Pattern":
+    "{\"eventName\": [\"MODIFY\"], \"dynamodb\": {\"NewImage\": {\"paid\": {\"BOOL\": [true]}}, \"OldImage\": {\"paid\": {\"BOOL\": [false]}}}}"}]}}')
+    ->'FilterCriteria' AS filter_criteria;
+-- The same pattern tried on an event with streams.test_event_pattern:
+SELECT streams.test_event_pattern('{"dynamodb": {"NewImage": {"paid": {"BOOL": [true]}}}}',
+    '{"eventName": "MODIFY", "dynamodb": {"NewImage": {"paid": {"BOOL": true}}}}') AS matches;
 SQL
 echo "== more writes"
 pg <<'SQL'
@@ -124,17 +140,19 @@ SQL
 echo "== waiting for both mappings"
 for _ in $(seq 1 150); do
   done_=$(pg -At -c "SELECT (SELECT coalesce(sum(backlog), 1) = 0 FROM streams.event_source_mapping_stats
-                             WHERE function_name = 'orders_by_customer')
+                             WHERE function_name IN ('orders_by_customer', 'record_payment'))
                         AND (SELECT count(*) > 0 FROM streams.failed_batches)")
   [ "$done_" = t ] && break
   sleep 0.2
 done
 echo "== the read model (orders keyed by customer)"
 pg -c "SELECT * FROM orders_by_customer ORDER BY customer, order_id"
+echo "== payments: only the MODIFY records that set paid (the filtered mapping)"
+pg -c "SELECT order_id, total FROM payments ORDER BY order_id"
 echo "== a failed batch in streams.failed_batches"
 pg -At -c "SELECT jsonb_pretty(record) FROM streams.failed_batches ORDER BY id LIMIT 1"
 echo "== streams.event_source_mapping_stats"
-pg -x -c "SELECT function_name, state, last_processing_result, records_delivered, records_failed, invocations,
+pg -x -c "SELECT function_name, state, last_processing_result, records_filtered, records_delivered, records_failed, invocations,
                  function_errors, retries, failed_batches, backlog, last_error
           FROM streams.event_source_mapping_stats ORDER BY function_name"
 

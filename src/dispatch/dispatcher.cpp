@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <climits>
 
+#include "filter/filter.hpp"
+
 #include "boundary/guard.hpp"
 #include "boundary/spi.hpp"
 #include "dispatch/event.hpp"
@@ -24,6 +26,8 @@ constexpr int kMaxBatchRecords = 10000;
 constexpr int64_t kIdle = INT64_MAX / 4;
 constexpr int64_t kConcurrencyWaitUs = 20000;  // re-check a full MaxConcurrency after 20 ms
 constexpr int64_t kAccessRecheckMs = 5000;      // a GRANT does not wake dispatchers: re-check this often
+constexpr int kScanChunk = 1000;                 // records read at a time while filtering
+constexpr int64_t kMaxScan = 100000;             // records a step looks at for one batch, at most
 
 void Begin() { PgCall([] { worker::BeginWork(); }); }
 void Commit() { PgCall([] { worker::EndWork(); }); }
@@ -50,7 +54,16 @@ bool Dispatcher::Reload() {
       return false;
     }
     spi::Session spi;
+    std::shared_ptr<filter::Filter> old_filter = cfg_.filter;
+    std::string old_criteria = cfg_.filter_criteria;
     ok = LoadMapping(mapping_id_, &cfg_);
+    if (ok && !cfg_.filter_criteria.empty()) {
+      // Compiled once per change of FilterCriteria (validated when it was set).
+      if (old_filter && old_criteria == cfg_.filter_criteria)
+        cfg_.filter = old_filter;
+      else
+        cfg_.filter = std::make_shared<filter::Filter>(filter::PatternsOf(cfg_.filter_criteria));
+    }
     if (ok && !cfg_.enabled) {
       SetMappingState(mapping_id_, "Disabled");
       ok = false;
@@ -216,17 +229,70 @@ void Dispatcher::AfterFailure(Shard& sh, const std::vector<Record>& records, siz
   sh.due_us = now;
 }
 
+Dispatcher::Scan Dispatcher::ReadMatching(const ShardState& s, filter::Filter* f, int want) {
+  Scan scan;
+  if (f == nullptr) {
+    scan.records = ReadRecords(cfg_, s.shard, s.checkpoint, s.batch_end, want);
+    scan.seen = static_cast<int64_t>(scan.records.size());
+    for (int64_t i = 1; i <= scan.seen; ++i) scan.seen_upto.push_back(i);
+    if (!scan.records.empty()) {
+      scan.last_seen = scan.records.back().pos;
+      scan.last_seen_arrival_us = scan.records.back().arrival_us;
+    }
+    return scan;
+  }
+  // Filtered records are dropped as they are read: memory holds the batch.
+  Position cursor = s.checkpoint;
+  for (;;) {
+    std::vector<Record> chunk = ReadRecords(cfg_, s.shard, cursor, s.batch_end, kScanChunk);
+    for (Record& r : chunk) {
+      ++scan.seen;
+      scan.last_seen = r.pos;
+      scan.last_seen_arrival_us = r.arrival_us;
+      if (f->Match(r.text) != filter::Filter::Result::kNoMatch) {  // an event it cannot read is delivered
+        scan.records.push_back(std::move(r));
+        scan.seen_upto.push_back(scan.seen);
+        if (static_cast<int>(scan.records.size()) >= want) return scan;
+      }
+    }
+    if (static_cast<int>(chunk.size()) < kScanChunk) return scan;  // no more records (up to batch_end)
+    if (!s.batch_end && scan.seen >= kMaxScan) {
+      scan.capped = true;
+      return scan;
+    }
+    cursor = chunk.back().pos;
+  }
+}
+
 Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
   ShardState& s = sh.state;
   Plan plan;
-  std::vector<Record> records =
-      ReadRecords(cfg_, s.shard, s.checkpoint, s.batch_end, s.batch_end ? kMaxBatchRecords : cfg_.batch_size);
+  // A batch being retried keeps the filter it was cut with.
+  filter::Filter* f = s.batch_end && sh.batch_filter ? sh.batch_filter.get() : cfg_.filter.get();
+  Scan scan = ReadMatching(s, f, s.batch_end ? kMaxBatchRecords : cfg_.batch_size);
+  std::vector<Record>& records = scan.records;
   if (records.empty()) {
     if (s.batch_end) {
       // The batch's records were trimmed (retention) while it was retried.
       s.checkpoint = *s.batch_end;
       NextBatch(s);
       sh.due_us = now;
+    } else if (scan.last_seen) {
+      // Every record read was filtered out: no invocation, and the
+      // checkpoint passes them (semantics 3.6), once the owner may still
+      // read the stream.
+      if (auto problem = CheckAccess(mapping_id_)) {
+        stats.error = problem->error;
+        s.retry_at_us = now + std::min<int64_t>(BackoffMs(++sh.unavailable), kAccessRecheckMs) * 1000;
+        sh.due_us = s.retry_at_us;
+        SetResult(problem->result.c_str());
+        return plan;
+      }
+      s.checkpoint = *scan.last_seen;
+      stats.read += scan.seen;
+      stats.filtered += scan.seen;
+      stats.iterator_age_ms = (now - scan.last_seen_arrival_us) / 1000;
+      if (scan.capped) sh.due_us = now;
     }
     return plan;
   }
@@ -253,7 +319,8 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
       }
       bytes += records[i].text.size();
     }
-    bool full = n < records.size() || static_cast<int>(n) >= cfg_.batch_size;
+    // A filter that has looked at kMaxScan records sends what it found.
+    bool full = n < records.size() || static_cast<int>(n) >= cfg_.batch_size || scan.capped;
     if (sh.window_start_us == 0) sh.window_start_us = now;
     int64_t window_end = sh.window_start_us + int64_t{cfg_.window_s} * 1000000;
     if (!full && now < window_end) {
@@ -263,7 +330,10 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
     records.resize(n);
     s.batch_end = records.back().pos;
     s.attempts = 0;
-    stats.read += static_cast<int64_t>(n);
+    sh.batch_filter = cfg_.filter;
+    // Records of the batch's extent that the filter dropped are passed with it.
+    stats.read += scan.seen_upto[n - 1];
+    stats.filtered += scan.seen_upto[n - 1] - static_cast<int64_t>(n);
   }
 
   // Records older than MaximumRecordAgeInSeconds are split off first.

@@ -40,7 +40,23 @@ class Dispatcher {
     int unavailable = 0;          // consecutive waits that were not the function's fault
     std::optional<std::string> last_function_error{"Unhandled"};
     long last_status = 200;
+    // The filter the current batch (batch_end) was cut with: a change of the
+    // filters applies to records not yet in a batch. Null after a restart
+    // (the mapping's filter then applies).
+    std::shared_ptr<filter::Filter> batch_filter;
   };
+
+  // Records after the checkpoint that the filter matches (all of them
+  // without a filter), oldest first.
+  struct Scan {
+    std::vector<Record> records;
+    std::vector<int64_t> seen_upto;  // per match: records looked at up to and including it
+    int64_t seen = 0;                // records looked at
+    std::optional<Position> last_seen;
+    int64_t last_seen_arrival_us = 0;
+    bool capped = false;  // stopped after looking at kMaxScan records
+  };
+  Scan ReadMatching(const ShardState& s, filter::Filter* f, int want);
 
   // What a step does after its first transaction.
   struct Plan {

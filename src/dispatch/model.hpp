@@ -3,9 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+namespace pgs::filter {
+class Filter;
+}
 
 namespace pgs::dispatch {
 
@@ -61,6 +66,8 @@ struct MappingConfig {
   std::string dest_function;      // OnFailure function (name), or neither
   TargetConfig destination;       // that function
   std::optional<int64_t> start_us;  // AT_TIMESTAMP: skip records committed before it
+  std::string filter_criteria;            // FilterCriteria as stored ("" when none)
+  std::shared_ptr<filter::Filter> filter;  // compiled from it (Dispatcher::Reload); null: no filter
   uint32_t owner = 0;
   bool enabled = false;
   std::string state;

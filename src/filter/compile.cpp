@@ -469,4 +469,17 @@ std::string CheckPattern(std::string_view pattern) {
   }
 }
 
+std::vector<std::string> PatternsOf(std::string_view filter_criteria) {
+  auto doc = nlohmann::json::parse(filter_criteria, nullptr, false);
+  std::vector<std::string> out;
+  if (!doc.is_object() || !doc.contains("Filters") || !doc["Filters"].is_array())
+    throw PatternError("FilterCriteria must be {\"Filters\": [{\"Pattern\": string}, ...]}");
+  for (const auto& f : doc["Filters"]) {
+    if (!f.is_object() || !f.contains("Pattern") || !f["Pattern"].is_string())
+      throw PatternError("FilterCriteria must be {\"Filters\": [{\"Pattern\": string}, ...]}");
+    out.push_back(f["Pattern"].get<std::string>());
+  }
+  return out;
+}
+
 }  // namespace pgs::filter

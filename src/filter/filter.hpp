@@ -55,6 +55,10 @@ class Filter {
 // "" when the pattern is valid, else what is wrong (PatternError's text).
 std::string CheckPattern(std::string_view pattern);
 
+// The patterns of a FilterCriteria document ({"Filters":[{"Pattern":"..."}]}).
+// Throws PatternError when it is not so shaped.
+std::vector<std::string> PatternsOf(std::string_view filter_criteria);
+
 }  // namespace pgs::filter
 
 #include "boundary/cpp_only.hpp"

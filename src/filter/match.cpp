@@ -83,6 +83,16 @@ struct ArrayAcc {
   }
 };
 
+// Strips nlohmann's "[json.exception.parse_error.101] " from a message.
+std::string JsonMessage(const char* what) {
+  std::string m = what;
+  if (!m.empty() && m[0] == '[') {
+    size_t close = m.find("] ");
+    if (close != std::string::npos) m.erase(0, close + 2);
+  }
+  return m;
+}
+
 bool Satisfied(const Rule& r, uint64_t s, uint64_t n) {
   return (r.all & ~((s & r.positive) | (~n & r.negative))) == 0;
 }
@@ -117,7 +127,7 @@ struct Validator {
     return true;
   }
   bool parse_error(size_t, const std::string&, const nlohmann::detail::exception& ex) {
-    if (error.empty()) error = std::string("the event is not valid JSON: ") + ex.what();
+    if (error.empty()) error = "the event is not valid JSON: " + JsonMessage(ex.what());
     return false;
   }
 };
@@ -317,7 +327,7 @@ struct MatchSax {
     return true;
   }
   bool parse_error(size_t, const std::string&, const nlohmann::detail::exception& ex) {
-    if (m->error.empty()) m->error = std::string("the event is not valid JSON: ") + ex.what();
+    if (m->error.empty()) m->error = "the event is not valid JSON: " + JsonMessage(ex.what());
     return false;
   }
 };

@@ -160,6 +160,41 @@ EXCEPTION WHEN OTHERS THEN
     RETURN NULL;
 END $$;
 
+-- Checks FilterCriteria.Filters (an array): at most 5 filters, each
+-- {"Pattern": string of at most 4096 characters} holding a valid pattern.
+CREATE FUNCTION streams._check_filters(filters jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f       jsonb;
+    i       integer := 0;
+    n       integer := jsonb_array_length(filters);
+    pattern text;
+    problem text;
+BEGIN
+    IF n > 5 THEN
+        PERFORM streams._raise('22023', 'InvalidParameterValueException', 'Invalid filter pattern definition.',
+            format('FilterCriteria has %s filters; at most 5 are allowed', n));
+    END IF;
+    FOR f IN SELECT e FROM jsonb_array_elements(filters) e LOOP
+        IF jsonb_typeof(f) IS DISTINCT FROM 'object' OR jsonb_typeof(f->'Pattern') IS DISTINCT FROM 'string'
+           OR EXISTS (SELECT 1 FROM jsonb_object_keys(f) k WHERE k <> 'Pattern') THEN
+            PERFORM streams._raise('22023', 'InvalidParameterValueException', 'Invalid filter pattern definition.',
+                format('Filters[%s] must be {"Pattern": "<pattern as a JSON string>"}', i));
+        END IF;
+        pattern := f->>'Pattern';
+        IF length(pattern) > 4096 THEN
+            problem := format('the pattern has %s characters; at most 4096 are allowed', length(pattern));
+        ELSE
+            problem := streams._filter_pattern_error(pattern);
+        END IF;
+        IF problem IS NOT NULL THEN
+            PERFORM streams._raise('22023', 'InvalidParameterValueException', 'Invalid filter pattern definition.',
+                CASE WHEN n > 1 THEN format('Filters[%s].Pattern: %s', i, problem) ELSE problem END);
+        END IF;
+        i := i + 1;
+    END LOOP;
+END $$;
+
 -- Applies a create or update request to m; validates every parameter.
 -- source_rel, dest_rel: EventSourceArn and Destination resolved as tables.
 CREATE FUNCTION streams._esm_apply(m streams.event_source_mapping, request jsonb, creating boolean,
@@ -316,11 +351,13 @@ BEGIN
         v := request->'FilterCriteria';
         IF v = 'null' OR v = '{}' OR v = '{"Filters":[]}' OR v = '{"Filters":null}' THEN
             m.filter_criteria := NULL;
-        ELSIF jsonb_typeof(v) IS DISTINCT FROM 'object' OR jsonb_typeof(v->'Filters') IS DISTINCT FROM 'array' THEN
-            PERFORM streams._raise('22023', 'InvalidParameterValueException', 'Invalid filter pattern definition.');
+        ELSIF jsonb_typeof(v) IS DISTINCT FROM 'object' OR jsonb_typeof(v->'Filters') IS DISTINCT FROM 'array'
+              OR EXISTS (SELECT 1 FROM jsonb_object_keys(v) k WHERE k <> 'Filters') THEN
+            PERFORM streams._raise('22023', 'InvalidParameterValueException', 'Invalid filter pattern definition.',
+                'FilterCriteria must be {"Filters": [{"Pattern": "<pattern as a JSON string>"}, ...]}');
         ELSE
-            PERFORM streams._raise('0A000', 'InvalidParameterValueException',
-                'FilterCriteria with filters is not supported by this version of pg_streams');
+            PERFORM streams._check_filters(v->'Filters');
+            m.filter_criteria := v;
         END IF;
     END IF;
     IF request ? 'DestinationConfig' THEN
