@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/setup.sh
 
-PGBIN=/usr/lib/postgresql/15/bin
+PGBIN=${PGS_PREFIX:-}/usr/lib/postgresql/15/bin   # PGS_PREFIX: a private install (setup.sh)
 PORT=${PORT:-5480}
 DIR=$(mktemp -d /tmp/pg_streams_demo.XXXXXX)
 RUNAS=()
