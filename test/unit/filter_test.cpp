@@ -3,7 +3,10 @@
 //                                     "ok - ..." / "not ok - ..." lines
 //   filter_test --bench [SECONDS]     records/s of one core for a 3-condition
 //                                     pattern over DynamoDB-shaped records
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <new>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -11,6 +14,27 @@
 #include <vector>
 
 #include "filter/filter.hpp"
+
+// Counts the bytes allocated with operator new, and their peak, so that the
+// tests can check that matching an event needs no memory that grows with it.
+namespace {
+size_t live_bytes = 0, peak_bytes = 0;
+}
+void* operator new(size_t n) {
+  auto* p = static_cast<size_t*>(malloc(n + sizeof(max_align_t)));
+  if (p == nullptr) throw std::bad_alloc();
+  *p = n;
+  live_bytes += n;
+  peak_bytes = std::max(peak_bytes, live_bytes);
+  return reinterpret_cast<char*>(p) + sizeof(max_align_t);
+}
+void operator delete(void* q) noexcept {
+  if (q == nullptr) return;
+  auto* p = reinterpret_cast<size_t*>(static_cast<char*>(q) - sizeof(max_align_t));
+  live_bytes -= *p;
+  free(p);
+}
+void operator delete(void* q, size_t) noexcept { operator delete(q); }
 
 using pgs::filter::Filter;
 using pgs::filter::PatternError;
@@ -155,6 +179,18 @@ void EdgeCases() {
     for (int i = 0; i < 200000; ++i) big += (i ? "," : "") + std::string(R"({"k":"a","v":)") + std::to_string(i) + "}";
     big += "]}";
     Expect(Matches(R"({"items":{"k":["a"],"v":[199999]}})", big), "array of 200000 objects: the last element matches");
+    // Memory while matching: bounded by the pattern and the nesting, not by
+    // the event (the event itself is the caller's).
+    for (const char* p : {R"({"items":{"k":["a"],"v":[199999]}})", R"({"items":{"v":[{"exists":false}]}})"}) {
+      Filter f({p});
+      f.Match(R"({"items":[{"k":"a","v":1}]})");
+      size_t before = live_bytes;
+      peak_bytes = live_bytes;
+      f.Match(big);
+      size_t peak = peak_bytes - before;
+      Expect(peak < 64 * 1024, "matching a " + std::to_string(big.size() / 1024) + " kB array event needs " +
+                                   std::to_string(peak) + " bytes more than a 1-element one (< 64 kB): " + p);
+    }
     Expect(!Matches(R"({"items":{"k":["b"],"v":[5]}})", big), "array of 200000 objects: fields from one element only");
   }
   Expect(!Matches(R"({"a":{"b":["1"],"c":["2"]}})", R"({"a":[{"b":"1"},{"c":"2"}]})") &&
