@@ -1,6 +1,7 @@
 -- PostgreSQL values as DynamoDB attribute values: text-like -> S; integers,
--- numeric, floats -> N, unless DynamoDB cannot hold the number (then S with
--- PostgreSQL's text); bool -> BOOL; bytea -> B (base64); NULL -> NULL;
+-- numeric, floats -> N in DynamoDB's canonical text (plain digits, no
+-- exponent, no leading or trailing zeros, no -0), unless DynamoDB cannot hold
+-- the number (then S with PostgreSQL's text); bool -> BOOL; bytea -> B (base64); NULL -> NULL;
 -- json/jsonb -> M/L/scalars; arrays -> L; composites -> M; everything else
 -- -> S through the type's output function.
 --
@@ -54,10 +55,14 @@ INSERT INTO ty (id, c_numeric) VALUES
     (25, 1.23456789012345678901234567890123456789),      -- 39 significant digits
     (26, 12345678901234567890123456789012345678000),     -- 38 significant digits, then zeros
     (27, 0), (28, -0.000), (29, -123.4500),
-    (30, 1e-130), (31, 1e-131), (32, 9.99e125), (33, 1e126);
+    (30, 1e-130), (31, 1e-131), (32, 9.99e125), (33, 1e126),
+    (34, 1.5000000000000000000000000000000000000000),    -- 41 digits typed, 2 significant
+    (35, 0.0000), (36, 00100.10);
 INSERT INTO ty (id, c_float4, c_float8) VALUES
     (40, 'NaN', 'NaN'), (41, 'Infinity', 'Infinity'), (42, '-Infinity', '-Infinity'),
-    (43, 3.4e38, 1e300), (44, 1e-40, 1e-300), (45, -0.25, 1.7976931348623157e308), (46, 0, 0.1);
+    (43, 3.4e38, 1e300), (44, 1e-40, 1e-300), (45, -0.25, 1.7976931348623157e308), (46, 0, 0.1),
+    -- Shortest round-trip digits, written out without an exponent.
+    (47, 1e16, 1.5e20), (48, -1.5e-07, 9.007199254740992e15), (49, '-0', '-0');
 -- json and jsonb: objects -> M, arrays -> L, scalars -> S/N/BOOL/NULL.
 INSERT INTO ty (id, c_json, c_jsonb) VALUES
     (50, '"a string"', '"a string"'),
@@ -69,7 +74,9 @@ INSERT INTO ty (id, c_json, c_jsonb) VALUES
     (56, '{"dup": 1, "dup": 2}', '{"ключ": "значение", "": "empty key"}'),
     (57, '{"big": 1e200, "nan": "NaN", "long": 1234567890123456789012345678901234567890}', '[1e-131, 1e125]'),
     -- json keeps what jsonb cannot (a NUL character): the value is kept as text.
-    (58, '{"nul": "\u0000"}', '{"esc": "\u00e9\n"}');
+    (58, '{"nul": "\u0000"}', '{"esc": "\u00e9\n"}'),
+    -- Numbers in documents are canonical too.
+    (90, '[1.50, -0.0, 1e2, 2.5e-3]', '{"n": [1.50, -0.0, 1e2, 2.5e-3, 0.000]}');
 -- Deep nesting is kept whole (checked below).
 INSERT INTO ty (id, c_json, c_jsonb) VALUES
     (59, (repeat('[', 300) || '1' || repeat(']', 300))::json, (repeat('{"k": ', 300) || 'true' || repeat('}', 300))::jsonb);
@@ -118,11 +125,18 @@ SELECT count(*) AS records,
        bool_and((r->'dynamodb'->>'SizeBytes')::int = pgs_record_size(r)) AS sizes_match
 FROM rec;
 
+-- Every N of every record is DynamoDB's canonical number text.
+SELECT count(*) AS numbers,
+       count(*) FILTER (WHERE v !~ '^-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$' OR v = '-0'
+                          OR length(regexp_replace(v, '^-?[0.]*|0*$|\.', '', 'g')) > 38) AS not_canonical
+FROM (SELECT j.num #>> '{}' AS v FROM rec, jsonb_path_query(r, 'strict $.**.N') AS j(num)
+      WHERE jsonb_typeof(j.num) = 'string') AS numbers;
+
 -- A domain over a type that is itself mapped (domain over jsonb, array of a domain).
 CREATE DOMAIN ty_doc AS jsonb CHECK (jsonb_typeof(VALUE) = 'object');
-CREATE TABLE ty2 (id int PRIMARY KEY, doc ty_doc, codes ty_code[]);
+CREATE TABLE ty2 (id int PRIMARY KEY, doc ty_doc, codes ty_code[], fs float8[]);
 SELECT pgs_mask(streams.enable_stream('ty2', 'NEW_IMAGE', 1)::text);
-INSERT INTO ty2 VALUES (1, '{"a": [true]}', '{x,NULL}');
+INSERT INTO ty2 VALUES (1, '{"a": [true]}', '{x,NULL}', '{1e16,-0,NaN,-1.5e-7}');
 SELECT pgs_changes('regress_slot');
 
 SELECT pg_drop_replication_slot('regress_slot');

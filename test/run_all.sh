@@ -36,6 +36,25 @@ if [ "${SKIP_UNIT:-0}" != 1 ]; then
     cat "$WORK/unit_build.log"; echo "not ok - filter_test does not build"; ok=0; bad=1
   fi
   passed=$((passed + ok)); failed=$((failed + bad))
+  # The others: each names the sources it needs on a "// sources:" line.
+  for u in test/unit/*_test.cpp; do
+    grep -q '^// sources:' "$u" || continue
+    name=$(basename "$u" .cpp)
+    echo "# unit $name"
+    srcs=$(sed -n 's|^// sources: ||p' "$u")
+    out="$WORK/unit_$name.out"
+    if g++ -std=c++17 -Wall -Wextra -Werror -Isrc "$u" $srcs -o "$WORK/$name" > "$out" 2>&1; then
+      "$WORK/$name" >> "$out" 2>&1
+      rc=$?
+    else
+      rc=1
+    fi
+    cat "$out"
+    ok=$(grep -cE '^ok ' "$out" || true)
+    bad=$(grep -cE '^not ok ' "$out" || true)
+    [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && { bad=1; echo "# $name exited with status $rc"; }
+    passed=$((passed + ok)); failed=$((failed + bad))
+  done
 fi
 
 # pg_regress ---------------------------------------------------------------

@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include "mapping/number.hpp"
 #include "decoder/attr_value.hpp"
 #include "decoder/json_out.hpp"
@@ -6,6 +8,7 @@ extern "C" {
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "common/base64.h"
+#include "common/shortest_dec.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -18,7 +21,7 @@ extern "C" {
 namespace pgs::decoder {
 namespace {
 
-enum class Kind { kBool, kInteger, kNumber, kBytea, kText, kJson, kJsonb, kArray, kComposite, kOther };
+enum class Kind { kBool, kInteger, kNumber, kFloat, kBytea, kText, kJson, kJsonb, kArray, kComposite, kOther };
 
 struct TypeInfo {
   Oid typid;  // hash key
@@ -41,7 +44,8 @@ Kind KindOf(Oid base) {
   switch (base) {
     case BOOLOID: return Kind::kBool;
     case INT2OID: case INT4OID: case INT8OID: case OIDOID: return Kind::kInteger;
-    case NUMERICOID: case FLOAT4OID: case FLOAT8OID: return Kind::kNumber;
+    case NUMERICOID: return Kind::kNumber;
+    case FLOAT4OID: case FLOAT8OID: return Kind::kFloat;
     case BYTEAOID: return Kind::kBytea;
     case TEXTOID: case VARCHAROID: case BPCHAROID: return Kind::kText;
     case JSONOID: return Kind::kJson;
@@ -100,16 +104,38 @@ long AppendS(StringInfo out, const char* s, int len) {
   return Utf8Length(s, len);
 }
 
-// A decimal number: N when DynamoDB can hold it, else S (NaN, Infinity,
-// more than 38 significant digits, exponent out of range).
-long AppendNumberText(StringInfo out, const char* text) {
-  std::string_view sv(text);
-  if (mapping::ClassifyNumber(sv) != mapping::NumberKind::kValid)
-    return AppendS(out, text, static_cast<int>(sv.size()));
-  appendBinaryStringInfo(out, "{\"N\":\"", 6);
-  appendBinaryStringInfo(out, text, static_cast<int>(sv.size()));
-  appendBinaryStringInfo(out, "\"}", 2);
-  return mapping::NumberSizeBytes(sv);
+// A decimal number: N in DynamoDB's canonical text when DynamoDB can hold
+// it, else S with the number's text (NaN, Infinity, more than 38
+// significant digits, magnitude beyond 1E-130 .. 9.99...E+125).
+long AppendNumberText(StringInfo out, const char* text, int len) {
+  enlargeStringInfo(out, mapping::kMaxCanonicalNumberLen + 8);
+  char* dst = out->data + out->len + 6;
+  int size;
+  int canon = mapping::CanonicalNumber(std::string_view(text, len), dst, &size);
+  if (canon < 0) return AppendS(out, text, len);
+  memcpy(out->data + out->len, "{\"N\":\"", 6);
+  memcpy(dst + canon, "\"}", 3);
+  out->len += 6 + canon + 2;
+  return size;
+}
+
+// A float4/float8: its shortest round-trip digits (float_out's text with the
+// default extra_float_digits, whatever the session's setting), then as N.
+long AppendFloat(StringInfo out, Oid base, Datum value) {
+  char text[DOUBLE_SHORTEST_DECIMAL_LEN + 1];
+  double d = base == FLOAT4OID ? static_cast<double>(DatumGetFloat4(value)) : DatumGetFloat8(value);
+  int len;
+  if (std::isnan(d)) {
+    len = 3, memcpy(text, "NaN", 4);
+  } else if (std::isinf(d)) {
+    len = d < 0 ? 9 : 8;
+    memcpy(text, d < 0 ? "-Infinity" : "Infinity", len + 1);
+  } else if (base == FLOAT4OID) {
+    len = float_to_shortest_decimal_buf(DatumGetFloat4(value), text);
+  } else {
+    len = double_to_shortest_decimal_buf(d, text);
+  }
+  return AppendNumberText(out, text, len);
 }
 
 // An integer column: formatted here rather than through its output function
@@ -136,7 +162,10 @@ long AppendJsonbScalar(StringInfo out, const JsonbValue* v) {
     case jbvBool: v->val.boolean ? AppendLiteral(out, "{\"BOOL\":true}") : AppendLiteral(out, "{\"BOOL\":false}"); return 1;
     case jbvString: return AppendS(out, v->val.string.val, v->val.string.len);
     case jbvNumeric:
-      return AppendNumberText(out, DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric))));
+    {
+      const char* text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+      return AppendNumberText(out, text, static_cast<int>(strlen(text)));
+    }
     default: elog(ERROR, "pg_streams: unexpected jsonb value type %d", static_cast<int>(v->type));
   }
   return 0;
@@ -340,8 +369,12 @@ long AppendAttrValue(StringInfo out, Oid typid, Datum value, bool isnull) {
       return 1;
     case Kind::kInteger:
       return AppendInteger(out, t->base, value);
-    case Kind::kNumber:
-      return AppendNumberText(out, OutputFunctionCall(const_cast<FmgrInfo*>(&t->out), value));
+    case Kind::kNumber: {
+      const char* text = OutputFunctionCall(const_cast<FmgrInfo*>(&t->out), value);
+      return AppendNumberText(out, text, static_cast<int>(strlen(text)));
+    }
+    case Kind::kFloat:
+      return AppendFloat(out, t->base, value);
     case Kind::kBytea: {
       struct varlena* v = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(value)));
       int len = VARSIZE_ANY_EXHDR(v);

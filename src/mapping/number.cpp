@@ -14,6 +14,7 @@ struct Parsed {
   int last_pos = 0;    // power of ten of the last non-zero digit
   int significant = 0; // digits from the first to the last non-zero one
   bool zero = true;
+  size_t first_at = 0;  // index in the text of the first non-zero digit
 };
 
 int FloorDiv2(int v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
@@ -64,6 +65,7 @@ Parsed Parse(std::string_view s) {
     if (s[k] == '0') continue;
     if (!seen) {
       p.first_pos = pos;
+      p.first_at = k;
       seen = true;
     }
     p.last_pos = pos;
@@ -86,12 +88,46 @@ NumberKind ClassifyNumber(std::string_view text) noexcept {
   return NumberKind::kValid;
 }
 
-int NumberSizeBytes(std::string_view text) noexcept {
-  Parsed p = Parse(text);
+int SizeOf(const Parsed& p) noexcept {
   if (!p.ok || p.not_finite || p.zero) return 1;
   int pairs = FloorDiv2(p.first_pos) - FloorDiv2(p.last_pos) + 1;
   int size = pairs + 1 + (p.negative ? 1 : 0);
   return size > 21 ? 21 : size;
+}
+
+int NumberSizeBytes(std::string_view text) noexcept { return SizeOf(Parse(text)); }
+
+int CanonicalNumber(std::string_view text, char* out, int* size_bytes) noexcept {
+  Parsed p = Parse(text);
+  if (!p.ok || p.not_finite) return -1;
+  if (p.zero) {
+    out[0] = '0';
+    *size_bytes = 1;
+    return 1;
+  }
+  if (p.significant > 38 || p.first_pos > 125 || p.first_pos < -130) return -1;
+  // The significant digits, without the point (at most 38 of them).
+  char digits[38];
+  int n = 0;
+  for (size_t k = p.first_at; n < p.significant; ++k)
+    if (text[k] != '.') digits[n++] = text[k];
+  char* o = out;
+  if (p.negative) *o++ = '-';
+  int i = 0;
+  if (p.first_pos >= 0) {
+    for (int pos = p.first_pos; pos >= 0; --pos) *o++ = i < n ? digits[i++] : '0';
+    if (i < n) {
+      *o++ = '.';
+      while (i < n) *o++ = digits[i++];
+    }
+  } else {
+    *o++ = '0';
+    *o++ = '.';
+    for (int pos = -1; pos > p.first_pos; --pos) *o++ = '0';
+    while (i < n) *o++ = digits[i++];
+  }
+  *size_bytes = SizeOf(p);
+  return static_cast<int>(o - out);
 }
 
 int IntegerSizeBytes(long long value) noexcept {

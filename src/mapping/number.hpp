@@ -21,6 +21,19 @@ NumberKind ClassifyNumber(std::string_view text) noexcept;
 // more when negative, at most 21. Zero is 1.
 int NumberSizeBytes(std::string_view text) noexcept;
 
+// The longest canonical text: "-0." then 129 zeros and 38 digits.
+constexpr int kMaxCanonicalNumberLen = 170;
+
+// Writes DynamoDB's canonical text of the number `text` to out (room for
+// kMaxCanonicalNumberLen bytes, not terminated) and its size in bytes to
+// *size_bytes; returns the text's length, or -1 when DynamoDB cannot hold
+// the number (NaN, Infinity, more than 38 significant digits, magnitude
+// outside 1E-130 .. 9.99...E+125, malformed). The canonical text is what
+// DynamoDB returns: plain digits (no exponent), no leading zeros, no
+// trailing zeros after the point, no point without a fraction, "0" for any
+// zero (no "-0").
+int CanonicalNumber(std::string_view text, char* out, int* size_bytes) noexcept;
+
 // The same for an integer, without going through its text.
 int IntegerSizeBytes(long long value) noexcept;
 
