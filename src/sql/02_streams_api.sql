@@ -326,7 +326,9 @@ BEGIN
         PERFORM streams._raise('22023', 'ValidationException', format('Invalid ShardIterator: %s', shard_iterator));
     END IF;
 
-    SELECT jsonb_agg(streams._full_record(r.record, r.lsn, r.idx)::jsonb ORDER BY r.lsn, r.idx),
+    -- GetRecords' record has no eventSourceARN (Lambda adds it to the events
+    -- it sends; so do the dispatchers).
+    SELECT jsonb_agg(streams._full_record(r.record, r.lsn, r.idx)::jsonb - 'eventSourceARN' ORDER BY r.lsn, r.idx),
            (array_agg(r.lsn ORDER BY r.lsn DESC, r.idx DESC))[1],
            (array_agg(r.idx ORDER BY r.lsn DESC, r.idx DESC))[1]
       INTO records, last_lsn, last_idx
