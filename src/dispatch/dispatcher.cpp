@@ -9,6 +9,7 @@
 #include "boundary/spi.hpp"
 #include "dispatch/event.hpp"
 #include "dispatch/policy.hpp"
+#include "targets/error_body.hpp"
 #include "targets/run_as.hpp"
 #include "targets/signing.hpp"
 #include "worker/shmem.hpp"
@@ -36,6 +37,15 @@ std::string First(const std::vector<Record>& r) { return SequenceNumber(r.front(
 
 std::string ErrorText(ErrorData* e) {
   return PgCall([&] { return e->message != nullptr ? pstrdup(e->message) : pstrdup("error"); });
+}
+
+// "HTTP <status>", then the start of the response body when there is one
+// (bounded, valid UTF-8, the request's secrets redacted; no headers).
+std::string HttpErrorText(const targets::HttpRequest& req, const targets::HttpResponse& res) {
+  std::string text = "HTTP " + std::to_string(res.status);
+  std::string body = targets::ErrorBodyExcerpt(res.body, req.secrets);
+  if (!body.empty()) text += ": " + body;
+  return text;
 }
 
 }  // namespace
@@ -134,6 +144,14 @@ targets::HttpRequest Dispatcher::HttpRequestFor(const TargetConfig& target, cons
   req.verify_tls = target.verify_tls;
   req.ca_file = target.ca_file;
   req.headers = target.headers;
+  for (const std::string& h : target.headers) {
+    size_t colon = h.find(':');
+    if (colon == std::string::npos) continue;
+    size_t v = h.find_first_not_of(' ', colon + 1);
+    if (v != std::string::npos) req.secrets.push_back(h.substr(v));
+  }
+  if (!target.signing_secret.empty()) req.secrets.push_back(target.signing_secret);
+  if (size_t q = target.url.find('?'); q != std::string::npos) req.secrets.push_back(target.url.substr(q + 1));
   req.headers.push_back("Content-Type: application/json");
   req.headers.push_back("User-Agent: pg_streams/0.1.0");
   req.headers.push_back("X-Pgs-Request-Id: " + RandomUuid());
@@ -442,7 +460,7 @@ Dispatcher::Outcome Dispatcher::InvokeHttp(const Plan& plan) {
   if (res.status < 200 || res.status > 299) {
     out.verdict.kind = ResponseVerdict::kFailure;
     out.function_error = "Unhandled";
-    out.error = "HTTP " + std::to_string(res.status);
+    out.error = HttpErrorText(plan.request, res);
     return out;
   }
   if (cfg_.report_item_failures) {
@@ -572,7 +590,7 @@ void Dispatcher::Step(Shard& sh, int64_t now) {
     spi::Session spi;
     StepStats stats;
     if (!sent)
-      stats.error = "OnFailure destination: " + (res.answered ? "HTTP " + std::to_string(res.status) : res.error);
+      stats.error = "OnFailure destination: " + (res.answered ? HttpErrorText(plan.request, res) : res.error);
     AfterFailure(sh, plan.records, plan.n, plan.fail_to, sent, NowUs(), stats);
     Save(sh, stats);
   }

@@ -22,6 +22,9 @@ struct HttpRequest {
   long timeout_ms = 3000;
   bool verify_tls = true;
   std::string ca_file;  // empty: the system's CAs
+  // Values never shown in an error text (configured header values, the
+  // signing secret, the URL's query): not sent as such.
+  std::vector<std::string> secrets;
 };
 
 struct HttpResponse {

@@ -182,7 +182,9 @@ esm('{"EventSourceArn":"t_b","FunctionName":"h_bis","StartingPosition":"TRIM_HOR
 my %faults = (
 	h_429 => [ "$base/t429?status=429&times=3", '{}' ],
 	h_503 => [ "$base/t503?status=503&retry_after=1&times=2", '{}' ],
-	h_500 => [ "$base/t500?status=500", '{}' ],
+	# The error body echoes the secret header: last_error keeps the body, not the secret.
+	h_500 => [ "$base/t500?status=500&body=%7B%22errorMessage%22%3A%22kaput%22%2C%22echo%22%3A%22k3y-in-body%22%7D",
+		'{"SecretHeaders": {"X-Api-Key": "k3y-in-body"}}' ],
 	h_slow => [ "$base/slow?delay=3", '{"Timeout": 1}' ],
 	h_reset => [ "$base/reset?reset=1", '{}' ],
 	h_badjson => [ "$base/badjson?bad_json=1", '{}' ],);
@@ -214,7 +216,7 @@ for my $f ('h_429', 'h_503')
 		FROM streams.event_source_mapping_stats WHERE function_name = '$f'}),
 		($f eq 'h_429' ? '3' : '2') . ',0,0', "$f: throttles do not use up retries (MaximumRetryAttempts 0)");
 }
-my %expect = (h_500 => '500,Unhandled,HTTP 500', h_slow => '0,Unhandled,timed out after 1000 ms',
+my %expect = (h_500 => '500,Unhandled,HTTP 500: {"errorMessage":"kaput","echo":"[redacted]"}', h_slow => '0,Unhandled,timed out after 1000 ms',
 	h_reset => '0,Unhandled,HTTP request failed', h_badjson => '200,,invalid batchItemFailures response');
 for my $f (sort keys %expect)
 {
