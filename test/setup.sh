@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-wal2json libcurl4-openssl-dev
-          nlohmann-json3-dev libipc-run-perl build-essential python3)
+          nlohmann-json3-dev libipc-run-perl build-essential python3
+          python3-boto3 nodejs)   # python3-boto3, nodejs: test/t/012_sdk_compat.pl
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,6 +20,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The SDK compatibility test's npm packages (exact versions: test/sdk/package-lock.json).
+if [ ! -d test/sdk/node_modules ] || [ test/sdk/package-lock.json -nt test/sdk/node_modules ]; then
+  if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null || true
+  fi
+  (cd test/sdk && npm ci --no-audit --no-fund --loglevel=error >/dev/null && touch node_modules) ||
+    echo "npm ci in test/sdk failed: test/t/012_sdk_compat.pl will fail" >&2
 fi
 
 export PATH=/usr/lib/postgresql/15/bin:$PATH
