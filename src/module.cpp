@@ -1,6 +1,7 @@
 // pg_streams: module initialisation and settings.
 #include "mapping/ids.hpp"  // first: it must not see PostgreSQL headers
 #include "boundary/guard.hpp"
+#include "dispatch/dispatcher.hpp"
 #include "worker/hooks.hpp"
 #include "worker/launcher.hpp"
 #include "worker/pipeline.hpp"
@@ -71,6 +72,11 @@ void _PG_init(void) {
                           "max_worker_processes. The rest is left to capture workers, parallel queries and others.",
                           nullptr, &pgs::worker::max_dispatchers, -1, -1, 1024, PGC_SIGHUP, 0, nullptr, nullptr,
                           nullptr);
+  DefineCustomIntVariable("pg_streams.blocked_shard_warning",
+                          "Seconds a shard of an event source mapping may retry one failing batch before a WARNING "
+                          "says so (once per batch); 0: never.",
+                          nullptr, &pgs::dispatch::blocked_shard_warning_s, 300, 0, 7 * 24 * 3600, PGC_SIGHUP,
+                          GUC_UNIT_S, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("pg_streams");
   if (!process_shared_preload_libraries_in_progress) return;
   preloaded = true;

@@ -20,6 +20,9 @@ extern "C" {
 }
 
 namespace pgs::dispatch {
+
+int blocked_shard_warning_s = 300;
+
 namespace {
 
 constexpr size_t kMaxPayload = 6 * 1024 * 1024;  // Lambda's synchronous payload limit
@@ -88,6 +91,7 @@ bool Dispatcher::Reload() {
         for (auto& old : shards_)
           if (old.state.shard == st.shard) sh = old;
         sh.state = std::move(st);
+        sh.saved_checkpoint = sh.state.checkpoint;
         sh.due_us = 0;
         shards.push_back(std::move(sh));
       }
@@ -132,7 +136,34 @@ void Dispatcher::SetResult(const char* result) {
 
 
 void Dispatcher::Save(Shard& sh, const StepStats& stats) {
-  if (!SaveShard(mapping_id_, sh.state, stats, stats.invocations > 0)) sh.due_us = kIdle;  // mapping deleted
+  ShardState& s = sh.state;
+  int64_t now = NowUs();
+  if (stats.error) sh.last_error = *stats.error;
+  if (!(s.checkpoint == sh.saved_checkpoint)) {
+    s.blocked_since_us = 0;  // the shard moved on
+    sh.warned_blocked = false;
+  } else if (stats.error && s.blocked_since_us == 0) {
+    s.blocked_since_us = now;
+  }
+  if (!SaveShard(mapping_id_, s, stats, stats.invocations > 0)) {
+    sh.due_us = kIdle;  // mapping deleted
+    return;
+  }
+  sh.saved_checkpoint = s.checkpoint;
+  if (s.blocked_since_us != 0 && !sh.warned_blocked && blocked_shard_warning_s > 0 &&
+      now - s.blocked_since_us >= int64_t{blocked_shard_warning_s} * 1000000) {
+    sh.warned_blocked = true;
+    std::string since = IsoUtc(s.blocked_since_us, false);
+    const std::string& error = sh.last_error;
+    PgCall([&] {
+      ereport(WARNING,
+              (errmsg("pg_streams: event source mapping %s: shard %s has been retrying the same batch since %s "
+                      "(%d attempts): %s",
+                      cfg_.uuid.c_str(), s.shard_id.c_str(), since.c_str(), s.attempts, error.c_str()),
+               errhint("A record that always fails blocks its shard until retention removes it: fix the function, "
+                       "or set MaximumRetryAttempts / MaximumRecordAgeInSeconds and an OnFailure destination.")));
+    });
+  }
 }
 
 targets::HttpRequest Dispatcher::HttpRequestFor(const TargetConfig& target, const std::string& body,

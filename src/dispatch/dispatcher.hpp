@@ -17,6 +17,10 @@
 
 namespace pgs::dispatch {
 
+// pg_streams.blocked_shard_warning: seconds a shard may retry one batch
+// before a WARNING says so (0: never).
+extern int blocked_shard_warning_s;
+
 class Dispatcher {
  public:
   explicit Dispatcher(int32_t mapping_id) : mapping_id_(mapping_id) {}
@@ -44,6 +48,9 @@ class Dispatcher {
     // filters applies to records not yet in a batch. Null after a restart
     // (the mapping's filter then applies).
     std::shared_ptr<filter::Filter> batch_filter;
+    Position saved_checkpoint;  // the checkpoint as last loaded or saved
+    bool warned_blocked = false;  // the blocked-shard WARNING was logged for this batch
+    std::string last_error;       // of this shard, for that WARNING
   };
 
   // Records after the checkpoint that the filter matches (all of them

@@ -83,6 +83,7 @@ struct ShardState {
   std::vector<Position> pending;        // ends of bisected halves still to run (stack)
   int attempts = 0;                     // invocations of the current batch
   int64_t retry_at_us = 0;              // do not invoke before
+  int64_t blocked_since_us = 0;         // the current batch has failed since (0: it has not)
 };
 
 }  // namespace pgs::dispatch

@@ -116,7 +116,7 @@ std::vector<ShardState> LoadShards(int32_t mapping_id) {
       "SELECT ms.shard, coalesce(streams._shard_id(s, ms.shard), 'shard-' || ms.shard), ms.ck_lsn, ms.ck_idx,"
       " ms.batch_end_lsn, ms.batch_end_idx, array_to_string(ms.pending_lsn, ','),"
       " array_to_string(ms.pending_idx, ','), ms.attempts,"
-      " (extract(epoch FROM ms.retry_at) * 1000000)::int8"
+      " (extract(epoch FROM ms.retry_at) * 1000000)::int8, (extract(epoch FROM ms.blocked_since) * 1000000)::int8"
       " FROM streams.mapping_shard ms JOIN streams.event_source_mapping m USING (mapping_id)"
       " LEFT JOIN streams.stream s ON s.stream_id = m.stream_id"
       " WHERE ms.mapping_id = $1 ORDER BY ms.shard";
@@ -137,6 +137,7 @@ std::vector<ShardState> LoadShards(int32_t mapping_id) {
       s.pending.push_back(Position{lsns[k], static_cast<int32_t>(idxs[k])});
     s.attempts = spi::Int32(i, 9).value_or(0);
     s.retry_at_us = spi::Int64(i, 10).value_or(0);
+    s.blocked_since_us = spi::Int64(i, 11).value_or(0);
     shards.push_back(std::move(s));
   }
   return shards;
@@ -254,7 +255,8 @@ bool SaveShard(int32_t mapping_id, const ShardState& s, const StepStats& st, boo
       " iterator_age_ms = coalesce($22, iterator_age_ms),"
       " last_invoke_at = CASE WHEN $23 THEN clock_timestamp() ELSE last_invoke_at END,"
       " last_error = coalesce($24, last_error),"
-      " last_error_at = CASE WHEN $24 IS NULL THEN last_error_at ELSE clock_timestamp() END"
+      " last_error_at = CASE WHEN $24 IS NULL THEN last_error_at ELSE clock_timestamp() END,"
+      " blocked_since = to_timestamp($25 / 1000000.0)"
       " WHERE mapping_id = $1 AND shard = $2";
   std::string lsns, idxs;
   for (const auto& p : s.pending) {
@@ -265,10 +267,10 @@ bool SaveShard(int32_t mapping_id, const ShardState& s, const StepStats& st, boo
     lsns += std::to_string(p.lsn);
     idxs += std::to_string(p.idx);
   }
-  constexpr int kArgs = 24;
-  Oid types[kArgs] = {INT4OID, INT4OID, INT8OID, INT4OID, INT8OID, INT4OID, TEXTOID, TEXTOID,
-                      INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-                      INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, BOOLOID, TEXTOID};
+  constexpr int kArgs = 25;
+  Oid types[kArgs] = {INT4OID, INT4OID, INT8OID, INT4OID, INT8OID, INT4OID, TEXTOID, TEXTOID, INT4OID,
+                      INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+                      INT8OID, INT8OID, INT8OID, INT8OID, BOOLOID, TEXTOID, INT8OID};
   char nulls[kArgs + 1];
   memset(nulls, ' ', kArgs);
   nulls[kArgs] = '\0';
@@ -303,6 +305,10 @@ bool SaveShard(int32_t mapping_id, const ShardState& s, const StepStats& st, boo
   else
     nulls[21] = 'n';
   values[22] = BoolGetDatum(invoked);
+  if (s.blocked_since_us > 0)
+    values[24] = Int64GetDatum(s.blocked_since_us);
+  else
+    nulls[24] = 'n';
   return spi::ExecPrepared(sql, kArgs, types, values, nulls, false) == 1;
 }
 

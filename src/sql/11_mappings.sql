@@ -51,6 +51,7 @@ CREATE TABLE streams.mapping_shard (
     pending_idx       integer[]   NOT NULL DEFAULT '{}',   -- (a stack: the last one runs next)
     attempts          integer     NOT NULL DEFAULT 0,      -- invocations of the current batch
     retry_at          timestamptz,
+    blocked_since     timestamptz,            -- the current batch has failed since (NULL: it has not)
     records_read      bigint      NOT NULL DEFAULT 0,
     records_filtered  bigint      NOT NULL DEFAULT 0,
     records_delivered bigint      NOT NULL DEFAULT 0,

@@ -26,6 +26,8 @@ SELECT m.uuid,
        -- A shard waiting for a retry (backoff, throttle, unreachable target)
        -- tries again at retry_at; NULL when no shard is waiting.
        min(ms.retry_at)              AS next_attempt_at,
+       -- The oldest shard retrying one batch: failing since.
+       min(ms.blocked_since)         AS blocked_since,
        sum(b.backlog)                AS backlog,
        jsonb_object_agg(coalesce(streams._shard_id(s, ms.shard), ms.shard::text), b.backlog) AS backlog_per_shard
 FROM streams.event_source_mapping m

@@ -154,6 +154,36 @@ is($node->safe_psql($db, q{SELECT count(*) FROM t_cap_out}), '0', 'and it does n
 $node->safe_psql($db, q{ALTER SYSTEM RESET pg_streams.max_dispatchers; SELECT pg_reload_conf();});
 ok($node->poll_query_until($db, q{SELECT count(*) = 1 FROM t_cap_out}), 'it runs once the cap allows');
 
+# --- A shard retrying one batch too long: WARNING once, blocked_since ------
+$node->safe_psql($db, q{
+ALTER SYSTEM SET pg_streams.blocked_shard_warning = 2;
+SELECT pg_reload_conf();
+CREATE TABLE t_blk (id int PRIMARY KEY);
+CREATE TABLE t_blk_out (id int);
+CREATE TABLE t_blk_switch (broken boolean);
+INSERT INTO t_blk_switch VALUES (true);
+SELECT streams.enable_stream('t_blk', 'NEW_IMAGE', 1);
+CREATE FUNCTION h_blk(e jsonb) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT broken FROM t_blk_switch) THEN RAISE EXCEPTION 'downstream is down'; END IF;
+    INSERT INTO t_blk_out SELECT (r->'dynamodb'->'Keys'->'id'->>'N')::int FROM jsonb_array_elements(e->'Records') r;
+END $$;
+SELECT streams.create_function('h_blk', 'h_blk(jsonb)');
+});
+$offset = -s $node->logfile;
+$node->safe_psql($db, q{SELECT streams.create_event_source_mapping('{"EventSourceArn":"t_blk","FunctionName":"h_blk","StartingPosition":"TRIM_HORIZON"}');
+	INSERT INTO t_blk VALUES (1)});
+my $warn_re = qr/WARNING:  pg_streams: event source mapping [0-9a-f-]+: shard shardId-\S+ has been retrying the same batch since \S+ \(\d+ attempts\): downstream is down/;
+is(count_log_lines($node, $warn_re, $offset, 1), 1, 'a shard retrying one batch past pg_streams.blocked_shard_warning logs a WARNING');
+is($node->safe_psql($db, q{SELECT blocked_since IS NOT NULL AND blocked_since < now() FROM streams.event_source_mapping_stats WHERE function_name = 'h_blk'}),
+	't', 'the stats view shows since when it is blocked');
+sleep 3;
+is(count_log_lines($node, $warn_re, $offset, 2), 1, 'the WARNING is logged once per batch');
+$node->safe_psql($db, q{UPDATE t_blk_switch SET broken = false});
+ok($node->poll_query_until($db, q{SELECT count(*) = 1 FROM t_blk_out}), 'the batch goes through once the function works');
+ok($node->poll_query_until($db, q{SELECT blocked_since IS NULL FROM streams.event_source_mapping_stats WHERE function_name = 'h_blk'}),
+	'blocked_since is cleared when the shard moves on');
+
 $sink->kill_kill;
 $node->stop;
 done_testing();
