@@ -163,7 +163,7 @@ for my $k (1 .. 6)
 	# Where capture starts again: the end of the last source transaction in a
 	# durable append.
 	my $started;
-	for (1 .. 300)
+	for (1 .. 1800)    # up to 3 minutes on a loaded machine
 	{
 		last if ($started) = slurp_file($node->logfile, $offset) =~ /capture started from ([0-9A-F]+\/[0-9A-F]+)/;
 		sleep 0.1;
