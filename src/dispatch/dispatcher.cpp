@@ -8,6 +8,7 @@
 #include "boundary/guard.hpp"
 #include "boundary/spi.hpp"
 #include "dispatch/event.hpp"
+#include "dispatch/http_request.hpp"
 #include "dispatch/policy.hpp"
 #include "targets/error_body.hpp"
 #include "targets/run_as.hpp"
@@ -168,32 +169,7 @@ void Dispatcher::Save(Shard& sh, const StepStats& stats) {
 
 targets::HttpRequest Dispatcher::HttpRequestFor(const TargetConfig& target, const std::string& body,
                                                 const std::string& key) {
-  targets::HttpRequest req;
-  req.url = target.url;
-  req.body = body;
-  req.timeout_ms = target.timeout_ms;
-  req.verify_tls = target.verify_tls;
-  req.ca_file = target.ca_file;
-  req.headers = target.headers;
-  for (const std::string& h : target.headers) {
-    size_t colon = h.find(':');
-    if (colon == std::string::npos) continue;
-    size_t v = h.find_first_not_of(' ', colon + 1);
-    if (v != std::string::npos) req.secrets.push_back(h.substr(v));
-  }
-  if (!target.signing_secret.empty()) req.secrets.push_back(target.signing_secret);
-  if (size_t q = target.url.find('?'); q != std::string::npos) req.secrets.push_back(target.url.substr(q + 1));
-  req.headers.push_back("Content-Type: application/json");
-  req.headers.push_back("User-Agent: pg_streams/0.1.0");
-  req.headers.push_back("X-Pgs-Request-Id: " + RandomUuid());
-  req.headers.push_back("X-Pgs-Event-Source-Mapping: " + cfg_.uuid);
-  req.headers.push_back("Idempotency-Key: " + key);
-  if (!target.signing_secret.empty()) {
-    std::string ts = std::to_string(NowUs() / 1000000);
-    req.headers.push_back("X-Pgs-Timestamp: " + ts);
-    req.headers.push_back("X-Pgs-Signature: v1=" + targets::HmacSha256Hex(target.signing_secret, ts + "." + body));
-  }
-  return req;
+  return BuildHttpRequest(target, body, key, cfg_.uuid);
 }
 
 // Records [0, to) of the batch [0, n) failed for good: send them to the
@@ -492,6 +468,15 @@ Dispatcher::Outcome Dispatcher::InvokeHttp(const Plan& plan) {
     out.verdict.kind = ResponseVerdict::kFailure;
     out.function_error = "Unhandled";
     out.error = HttpErrorText(plan.request, res);
+    return out;
+  }
+  if (res.function_error[0] != '\0') {
+    // Lambda (and its Runtime Interface Emulator) answer a function error
+    // with 200 and X-Amz-Function-Error; the body holds errorMessage/errorType.
+    out.verdict.kind = ResponseVerdict::kFailure;
+    out.function_error = std::string(res.function_error);
+    out.error = "function error (X-Amz-Function-Error: " + std::string(res.function_error) +
+                "): " + targets::ErrorBodyExcerpt(res.body, plan.request.secrets);
     return out;
   }
   if (cfg_.report_item_failures) {

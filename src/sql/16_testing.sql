@@ -11,8 +11,12 @@ CREATE FUNCTION streams._invoke_sql(caller oid, handler regprocedure, timeout_se
     RETURNS jsonb LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgs_invoke_sql';
 COMMENT ON FUNCTION streams._invoke_sql(oid, regprocedure, integer, jsonb, text) IS
     'Internal: calls a SQL handler once as the given role with the given search_path, as a mapping would.';
-REVOKE ALL ON FUNCTION streams._capture_mark(), streams._invoke_sql(oid, regprocedure, integer, jsonb, text)
-    FROM PUBLIC;
+CREATE FUNCTION streams._invoke_http(function_name text, owner oid, event jsonb)
+    RETURNS jsonb LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'pgs_invoke_http';
+COMMENT ON FUNCTION streams._invoke_http(text, oid, jsonb) IS
+    'Internal: posts an event once to an HTTP function, as a mapping would.';
+REVOKE ALL ON FUNCTION streams._capture_mark(), streams._invoke_sql(oid, regprocedure, integer, jsonb, text),
+    streams._invoke_http(text, oid, jsonb) FROM PUBLIC;
 
 -- The waits poll what the workers commit: in a transaction that has written
 -- (whose locks a handler may wait for, and whose changes nobody sees yet) or
@@ -186,8 +190,7 @@ BEGIN
     IF f.kind = 'sql' THEN
         RETURN streams._invoke_sql(caller, f.handler, f.timeout_seconds, event, search_path);
     END IF;
-    PERFORM streams._raise('0A000', 'InvalidRuntimeException',
-        format('streams.invoke calls SQL functions; %s is an HTTP function', f.function_name));
+    RETURN streams._invoke_http(f.function_name, f.owner, event);
 END $$;
 COMMENT ON FUNCTION streams._invoke(text, jsonb, text) IS 'Internal: streams.invoke.';
 

@@ -37,18 +37,34 @@ size_t Collect(char* data, size_t size, size_t n, void* out) noexcept {
   return len;
 }
 
-// Takes Retry-After (seconds) from the header lines; allocates nothing.
+// Takes Retry-After (seconds) and X-Amz-Function-Error from the header
+// lines; allocates nothing.
 size_t CollectHeader(char* data, size_t size, size_t n, void* out) noexcept {
   size_t len = size * n;
-  static const char kKey[] = "retry-after:";
-  constexpr size_t kKeyLen = sizeof(kKey) - 1;
-  if (len <= kKeyLen || len > 64 || strncasecmp(data, kKey, kKeyLen) != 0) return len;
+  auto* res = static_cast<HttpResponse*>(out);
+  static const char kRetry[] = "retry-after:";
+  static const char kFunctionError[] = "x-amz-function-error:";
+  if (len > 64) return len;
   char value[65];
-  memcpy(value, data + kKeyLen, len - kKeyLen);
-  value[len - kKeyLen] = '\0';
-  char* end = nullptr;
-  double v = std::strtod(value, &end);
-  if (end != value && v >= 0) *static_cast<std::optional<double>*>(out) = v;
+  if (len > sizeof(kRetry) - 1 && strncasecmp(data, kRetry, sizeof(kRetry) - 1) == 0) {
+    memcpy(value, data + sizeof(kRetry) - 1, len - (sizeof(kRetry) - 1));
+    value[len - (sizeof(kRetry) - 1)] = '\0';
+    char* end = nullptr;
+    double v = std::strtod(value, &end);
+    if (end != value && v >= 0) res->retry_after_s = v;
+  } else if (len > sizeof(kFunctionError) - 1 && strncasecmp(data, kFunctionError, sizeof(kFunctionError) - 1) == 0) {
+    const char* v = data + sizeof(kFunctionError) - 1;
+    const char* e = data + len;
+    while (v < e && (*v == ' ' || *v == '\t')) ++v;
+    while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ')) --e;
+    size_t vlen = std::min(static_cast<size_t>(e - v), sizeof(res->function_error) - 1);
+    if (vlen == 0) {
+      memcpy(res->function_error, "Unhandled", sizeof("Unhandled"));
+    } else {
+      memcpy(res->function_error, v, vlen);
+      res->function_error[vlen] = '\0';
+    }
+  }
   return len;
 }
 
@@ -137,7 +153,7 @@ HttpResponse HttpPost(const HttpRequest& req, const std::function<void()>& poll)
   BodySink sink;
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, CollectHeader);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, &res.retry_after_s);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &res);
   // A Content-Length over the cap is refused before the body is read; other
   // framings (chunked, closed connection) are cut by Collect.
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxResponseBody));

@@ -34,6 +34,9 @@ struct HttpResponse {
   long status = 0;
   std::string body;
   std::optional<double> retry_after_s;  // Retry-After in seconds, when given
+  // X-Amz-Function-Error (as Lambda and its Runtime Interface Emulator answer
+  // a function error with status 200): its value, empty when absent.
+  char function_error[32] = {0};
   std::string error;                    // what went wrong, without secrets
 };
 

@@ -17,6 +17,9 @@ the HTTP function:
     fail_id=6         answer {"batchItemFailures":[{"itemIdentifier":<seq>}]} naming
                       the records whose dynamodb.Keys.id.N is 6 (several: fail_id=6,7)
     bad_json=1        answer a body that is not JSON
+    lambda_error=1    answer as the AWS Lambda Runtime Interface Emulator does for a function
+                      error: 200, X-Amz-Function-Error: Unhandled, a body
+                      {"errorMessage": "boom", "errorType": "Error"} (error_message= sets the message)
     error_id=37       answer 500 when the batch holds a record whose dynamodb.Keys.id.N is 37
     big=100000000     answer 200 with a body of this many bytes, framed as framing= says:
                       chunked (default), close (no length, ended by closing the connection)
@@ -213,6 +216,11 @@ class Handler(BaseHTTPRequestHandler):
         out = first(q, "body", "").encode()
         if first(q, "bad_json") == "1":
             out = b"{not json"
+        if first(q, "lambda_error") == "1":
+            out = json.dumps({"errorMessage": first(q, "error_message", "boom"), "errorType": "Error",
+                              "stackTrace": []}).encode()
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            headers["Content-Type"] = "application/json"
         fail_ids = first(q, "fail_id")
         if fail_ids:
             wanted = set(fail_ids.split(","))
