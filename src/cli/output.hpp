@@ -1,0 +1,23 @@
+// Output as AWS CLI prints it: --output json (default), text or table, after
+// an optional --query (a JMESPath subset: a.b, a[0], a[-1], a[*].b, a[].b).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <ostream>
+#include <string>
+
+namespace cli {
+
+enum class OutputFormat { Json, Text, Table };
+
+// Parses "json", "text" or "table"; throws UsageError otherwise.
+OutputFormat parse_output_format(const std::string &name);
+
+// Applies a --query expression; throws UsageError when it cannot be parsed.
+nlohmann::json apply_query(const nlohmann::json &doc, const std::string &query);
+
+// Prints doc in the format; title names the table (the operation).
+void print_document(std::ostream &out, const nlohmann::json &doc, OutputFormat format, const std::string &title);
+
+}  // namespace cli
