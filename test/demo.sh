@@ -4,6 +4,7 @@
 # changes, prints the records read back with get_records, and delivers them
 # through event source mappings to SQL functions and to an HTTP sink on
 # loopback (test/sink/sink.py, port 5481), showing what each received.
+# Some steps use pg-streams, the command-line client, instead of SQL.
 # KEEP=1 leaves the cluster running (stop it with the pg_ctl line printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,12 @@ DIR=$(mktemp -d /tmp/pg_streams_demo.XXXXXX)
 RUNAS=()
 [ "$(id -u)" = 0 ] && { chown postgres "$DIR"; RUNAS=(runuser -u postgres --); }
 pg() { "${RUNAS[@]}" "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d postgres "$@"; }
+# pg-streams, installed next to psql; environment variables are passed as VAR=value arguments.
+cli() {
+  local envs=()
+  while [[ "${1:-}" == *=* && "${1:-}" != -* ]]; do envs+=("$1"); shift; done
+  "${RUNAS[@]}" env "${envs[@]}" "$PGBIN/pg-streams" -h "$DIR" -p "$PORT" -d postgres "$@"
+}
 SINK_PORT=${SINK_PORT:-5481}
 SINK_PID=
 stop() {
@@ -66,8 +73,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "== describe_stream"
-pg -c "SELECT jsonb_pretty(streams.describe_stream(streams.list_streams('orders')->'Streams'->0->>'StreamArn'))"
+echo "== pg-streams dynamodbstreams describe-stream (the client: AWS CLI's commands, over libpq)"
+ARN=$(cli dynamodbstreams list-streams --table-name orders --query 'Streams[0].StreamArn' --output text)
+cli dynamodbstreams describe-stream --stream-arn "$ARN"
 echo "== get_records, shard by shard, from TRIM_HORIZON"
 pg -At <<'SQL'
 SELECT format(E'-- %s\n%s', shard->>'ShardId',
@@ -151,22 +159,21 @@ echo "== payments: only the MODIFY records that set paid (the filtered mapping)"
 pg -c "SELECT order_id, total FROM payments ORDER BY order_id"
 echo "== a failed batch in streams.failed_batches"
 pg -At -c "SELECT jsonb_pretty(record) FROM streams.failed_batches ORDER BY id LIMIT 1"
-echo "== streams.event_source_mapping_stats"
-pg -x -c "SELECT function_name, state, last_processing_result, records_filtered, records_delivered, records_failed, invocations,
-                 function_errors, retries, failed_batches, backlog, last_error
-          FROM streams.event_source_mapping_stats ORDER BY function_name"
+echo "== pg-streams stats (streams.event_source_mapping_stats)"
+cli stats
 
 echo "== an HTTP target: the loopback sink on port $SINK_PORT, with a signing secret"
 python3 test/sink/sink.py --port "$SINK_PORT" >/dev/null 2>&1 &
 SINK_PID=$!
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$SINK_PORT/_health" >/dev/null && break; sleep 0.1; done
-pg <<SQL
-SELECT streams.create_http_function('orders_webhook', 'http://127.0.0.1:$SINK_PORT/orders',
-    '{"Timeout": 5, "SigningSecret": "demo-signing-secret-0123", "SecretHeaders": {"Authorization": "Bearer demo"}}')
-    - 'LastModified' AS created;
-SELECT streams.create_event_source_mapping('{"EventSourceArn": "orders", "FunctionName": "orders_webhook",
-    "StartingPosition": "TRIM_HORIZON", "BatchSize": 10}')->>'State' AS state;
-SQL
+echo "   pg-streams lambda create-http-function (the signing secret from the environment, never shown)"
+cli DEMO_SIGNING_SECRET=demo-signing-secret-0123 lambda create-http-function --function-name orders_webhook \
+    --url "http://127.0.0.1:$SINK_PORT/orders" --timeout 5 \
+    --signing-secret env:DEMO_SIGNING_SECRET --secret-headers 'Authorization=Bearer demo' \
+    --query FunctionArn --output text
+echo "   pg-streams lambda create-event-source-mapping"
+cli lambda create-event-source-mapping --event-source-arn orders --function-name orders_webhook \
+    --starting-position TRIM_HORIZON --batch-size 10 --output table
 for _ in $(seq 1 100); do
   [ "$(pg -At -c "SELECT coalesce(sum(backlog), 1) = 0 FROM streams.event_source_mapping_stats
                    WHERE function_name = 'orders_webhook'")" = t ] && break

@@ -178,7 +178,7 @@ void title_box(std::ostream &out, const std::string &title, size_t width)
     out << '|' << std::string(pad / 2, ' ') << title << std::string(pad - pad / 2, ' ') << "|\n";
 }
 
-void print_table(std::ostream &out, const json &v, const std::string &title)
+void print_table(std::ostream &out, const json &v, const std::string &title, const std::vector<std::string> &order = {})
 {
     if (is_scalar(v)) {
         std::string s = scalar_text(v);
@@ -191,7 +191,7 @@ void print_table(std::ostream &out, const json &v, const std::string &title)
     }
     if (v.is_array() && !v.empty() && std::all_of(v.begin(), v.end(), [](const json &e) { return e.is_object(); })) {
         // A list of structures: one column per scalar key.
-        std::vector<std::string> cols;
+        std::vector<std::string> cols = order;
         for (const auto &el : v)
             for (const auto &[k, x] : el.items())
                 if (is_scalar(x) && std::find(cols.begin(), cols.end(), k) == cols.end())
@@ -260,7 +260,8 @@ json apply_query(const json &doc, const std::string &query)
     return project(doc, query, 0);
 }
 
-void print_document(std::ostream &out, const json &doc, OutputFormat format, const std::string &title)
+void print_document(std::ostream &out, const json &doc, OutputFormat format, const std::string &title,
+                    const std::vector<std::string> &columns)
 {
     switch (format) {
     case OutputFormat::Json:
@@ -270,7 +271,7 @@ void print_document(std::ostream &out, const json &doc, OutputFormat format, con
         print_text(out, doc, "");
         break;
     case OutputFormat::Table:
-        print_table(out, doc, title);
+        print_table(out, doc, title, columns);
         break;
     }
 }

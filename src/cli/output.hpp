@@ -6,6 +6,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace cli {
 
@@ -17,7 +18,9 @@ OutputFormat parse_output_format(const std::string &name);
 // Applies a --query expression; throws UsageError when it cannot be parsed.
 nlohmann::json apply_query(const nlohmann::json &doc, const std::string &query);
 
-// Prints doc in the format; title names the table (the operation).
-void print_document(std::ostream &out, const nlohmann::json &doc, OutputFormat format, const std::string &title);
+// Prints doc in the format; title names the table (the operation). columns,
+// if given, orders the columns of a table of a list of structures.
+void print_document(std::ostream &out, const nlohmann::json &doc, OutputFormat format, const std::string &title,
+                    const std::vector<std::string> &columns = {});
 
 }  // namespace cli

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <iterator>
 #include <iostream>
 
 namespace cli {
@@ -17,7 +18,7 @@ namespace {
 
 // The columns the table shows (all of them go to json and text).
 const char *const kTableColumns[] = {"function_name", "uuid", "state", "backlog", "records_delivered",
-                                     "records_failed", "invocations", "function_errors", "retries",
+                                     "records_failed", "invocations", "function_errors", "retries", "records_filtered",
                                      "iterator_age_ms", "next_attempt_at", "last_processing_result", "last_error"};
 
 }  // namespace
@@ -79,7 +80,8 @@ int run_stats(const std::vector<std::string> &args, Globals &g)
         if (format == OutputFormat::Table && rows.is_array() && rows.empty())
             std::cout << "(no event source mappings)\n";
         else
-            print_document(std::cout, rows, format, "EventSourceMappingStats");
+            print_document(std::cout, rows, format, "EventSourceMappingStats",
+                           std::vector<std::string>(std::begin(kTableColumns), std::end(kTableColumns)));
         std::cout.flush();
     } while (watch && sleep_unless_stopped(watch * 1000));
     return kExitOk;
