@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace cli {
+namespace pgs::cli {
 
 using nlohmann::json;
 
@@ -315,4 +315,4 @@ Request parse_request(const CommandSpec &cmd, const std::vector<std::string> &ar
     return req;
 }
 
-}  // namespace cli
+}  // namespace pgs::cli

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace cli {
+namespace pgs::cli {
 
 struct Globals {
     ConnOptions conn;
@@ -44,4 +44,4 @@ std::string resolve_value(const std::string &raw, bool secret, const std::string
 // The skeleton --generate-cli-skeleton prints.
 nlohmann::json skeleton_of(const CommandSpec &cmd);
 
-}  // namespace cli
+}  // namespace pgs::cli

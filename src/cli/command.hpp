@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace cli {
+namespace pgs::cli {
 
 enum class ParamType {
     String,
@@ -61,4 +61,4 @@ const CommandSpec *find_command(const std::string &service, const std::string &n
 // The services, in the order --help lists them, with a line on each.
 const std::vector<std::pair<std::string, std::string>> &service_list();
 
-}  // namespace cli
+}  // namespace pgs::cli

@@ -1,6 +1,6 @@
 #include "cli/command.hpp"
 
-namespace cli {
+namespace pgs::cli {
 
 using nlohmann::json;
 
@@ -254,4 +254,4 @@ const std::vector<std::pair<std::string, std::string>> &service_list()
     return services;
 }
 
-}  // namespace cli
+}  // namespace pgs::cli

@@ -1,6 +1,6 @@
 #include "cli/conn.hpp"
 
-namespace cli {
+namespace pgs::cli {
 
 namespace {
 
@@ -71,4 +71,4 @@ Result Connection::exec(const std::string &sql, const std::vector<Param> &params
     throw e;
 }
 
-}  // namespace cli
+}  // namespace pgs::cli

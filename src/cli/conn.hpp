@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace cli {
+namespace pgs::cli {
 
 // Connection options as psql takes them; empty ones fall back to libpq's
 // defaults (PG* environment, ~/.pgpass, service files).
@@ -63,4 +63,4 @@ private:
     std::unique_ptr<PGconn, decltype(&PQfinish)> conn_;
 };
 
-}  // namespace cli
+}  // namespace pgs::cli

@@ -3,7 +3,7 @@
 
 #include <string>
 
-namespace cli {
+namespace pgs::cli {
 
 constexpr int kExitOk = 0;
 constexpr int kExitInterrupted = 130;   // Ctrl-C during a command
@@ -23,4 +23,4 @@ struct GeneralError {
     std::string message;
 };
 
-}  // namespace cli
+}  // namespace pgs::cli

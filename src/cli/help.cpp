@@ -3,7 +3,7 @@
 
 #include <iostream>
 
-namespace cli {
+namespace pgs::cli {
 
 namespace {
 
@@ -114,4 +114,4 @@ void print_stats_help()
               << kGlobalOptions;
 }
 
-}  // namespace cli
+}  // namespace pgs::cli

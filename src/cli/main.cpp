@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-using namespace cli;
+using namespace pgs::cli;
 
 namespace {
 

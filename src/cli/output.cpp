@@ -6,7 +6,7 @@
 #include <cctype>
 #include <vector>
 
-namespace cli {
+namespace pgs::cli {
 
 using nlohmann::json;
 
@@ -276,4 +276,4 @@ void print_document(std::ostream &out, const json &doc, OutputFormat format, con
     }
 }
 
-}  // namespace cli
+}  // namespace pgs::cli

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace cli {
+namespace pgs::cli {
 
 enum class OutputFormat { Json, Text, Table };
 
@@ -23,4 +23,4 @@ nlohmann::json apply_query(const nlohmann::json &doc, const std::string &query);
 void print_document(std::ostream &out, const nlohmann::json &doc, OutputFormat format, const std::string &title,
                     const std::vector<std::string> &columns = {});
 
-}  // namespace cli
+}  // namespace pgs::cli

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace cli {
+namespace pgs::cli {
 
 int run_command(const CommandSpec &cmd, const std::vector<std::string> &args, Globals &g);
 int run_tail(const std::vector<std::string> &args, Globals &g);
@@ -26,4 +26,4 @@ void print_command_help(const CommandSpec &cmd);
 void print_tail_help();
 void print_stats_help();
 
-}  // namespace cli
+}  // namespace pgs::cli

@@ -6,7 +6,7 @@
 #include <iostream>
 #include <regex>
 
-namespace cli {
+namespace pgs::cli {
 
 using nlohmann::json;
 
@@ -63,4 +63,4 @@ int run_command(const CommandSpec &cmd, const std::vector<std::string> &args, Gl
     return kExitOk;
 }
 
-}  // namespace cli
+}  // namespace pgs::cli

@@ -4,7 +4,7 @@
 
 #include <cctype>
 
-namespace cli {
+namespace pgs::cli {
 
 namespace {
 
@@ -184,4 +184,4 @@ nlohmann::json parse_shorthand(const std::string &text)
     return Parser(text).parse();
 }
 
-}  // namespace cli
+}  // namespace pgs::cli

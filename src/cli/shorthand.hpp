@@ -9,10 +9,10 @@
 
 #include <string>
 
-namespace cli {
+namespace pgs::cli {
 
 // Parses shorthand into a JSON object whose leaves are strings; throws
 // UsageError naming the position of the problem (never the value: it may be a secret).
 nlohmann::json parse_shorthand(const std::string &text);
 
-}  // namespace cli
+}  // namespace pgs::cli

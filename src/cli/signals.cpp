@@ -3,7 +3,7 @@
 #include <csignal>
 #include <ctime>
 
-namespace cli {
+namespace pgs::cli {
 
 namespace {
 
@@ -42,4 +42,4 @@ bool sleep_unless_stopped(int ms)
     return !g_stop;
 }
 
-}  // namespace cli
+}  // namespace pgs::cli

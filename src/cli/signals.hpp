@@ -2,7 +2,7 @@
 // SIGTERM set a flag that the loops check between SQL calls.
 #pragma once
 
-namespace cli {
+namespace pgs::cli {
 
 void install_stop_handlers();
 bool stop_requested();
@@ -10,4 +10,4 @@ bool stop_requested();
 // Sleeps up to ms milliseconds; returns early (false) once a stop is requested.
 bool sleep_unless_stopped(int ms);
 
-}  // namespace cli
+}  // namespace pgs::cli

@@ -10,7 +10,7 @@
 #include <iterator>
 #include <iostream>
 
-namespace cli {
+namespace pgs::cli {
 
 using nlohmann::json;
 
@@ -87,4 +87,4 @@ int run_stats(const std::vector<std::string> &args, Globals &g)
     return kExitOk;
 }
 
-}  // namespace cli
+}  // namespace pgs::cli

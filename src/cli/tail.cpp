@@ -7,7 +7,7 @@
 
 #include <iostream>
 
-namespace cli {
+namespace pgs::cli {
 
 using nlohmann::json;
 
@@ -120,4 +120,4 @@ int run_tail(const std::vector<std::string> &args, Globals &g)
     return kExitOk;
 }
 
-}  // namespace cli
+}  // namespace pgs::cli
