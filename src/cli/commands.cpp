@@ -55,7 +55,7 @@ std::vector<ParamSpec> mapping_params(bool create)
                  "ReportBatchItemFailures"});
     p.push_back({"destination-config", "DestinationConfig", ParamType::Structure, false,
                  "OnFailure={Destination=streams.failed_batches} (a table or a function), or JSON."});
-    p.push_back({"filter-criteria", "FilterCriteria", ParamType::Structure, false, "JSON: {\"Filters\":[]}."});
+    p.push_back({"filter-criteria", "FilterCriteria", ParamType::Structure, false, "JSON: {\"Filters\":[{\"Pattern\":\"{\\\"eventName\\\":[\\\"INSERT\\\"]}\"}]}."});
     return p;
 }
 

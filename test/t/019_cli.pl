@@ -251,10 +251,12 @@ cli_fails('--batch-size 0', 254, qr/\(ValidationException\).*batchSize/i,
 	'lambda', 'create-event-source-mapping', '--event-source-arn', 'orders', '--function-name', 'h2',
 	'--starting-position', 'LATEST', '--batch-size', '0');
 write_file("$tmp/esm.json", encode_json({ EventSourceArn => 'orders', FunctionName => 'h2',
-	StartingPosition => 'LATEST', BatchSize => 50, DestinationConfig => { OnFailure => {} } }));
+	StartingPosition => 'LATEST', BatchSize => 50, DestinationConfig => { OnFailure => {} },
+	FilterCriteria => { Filters => [ { Pattern => '{"eventName":["INSERT"]}' } ] } }));
 $doc = cli_json('create-event-source-mapping --cli-input-json', 'lambda', 'create-event-source-mapping',
 	'--cli-input-json', "file://$tmp/esm.json", '--function-response-types', '["ReportBatchItemFailures"]');
-is_deeply([ @$doc{qw(BatchSize StartingPosition FunctionResponseTypes)} ], [ 50, 'LATEST', ['ReportBatchItemFailures'] ],
+is_deeply([ @$doc{qw(BatchSize StartingPosition FunctionResponseTypes FilterCriteria)} ],
+	[ 50, 'LATEST', ['ReportBatchItemFailures'], { Filters => [ { Pattern => '{"eventName":["INSERT"]}' } ] } ],
 	'create-event-source-mapping: --cli-input-json with a JSON list option');
 my $uuid2 = $doc->{UUID};
 
