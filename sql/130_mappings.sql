@@ -429,7 +429,10 @@ SELECT :'doc'::jsonb->>'UUID' AS u_other \gset
 SELECT streams.update_event_source_mapping(:'u_other', '{"BatchSize": 5}')->>'BatchSize' AS own_update;
 -- The stats view shows a role its own mappings only.
 SELECT function_name FROM streams.event_source_mapping_stats;
+-- The table is readable, as list_event_source_mappings shows every mapping
+-- (pg_dump reads it as the role that runs it); positions are not.
 SELECT pgs_try('SELECT count(*) FROM streams.event_source_mapping') AS mapping_table;
+SELECT pgs_try('SELECT count(*) FROM streams.mapping_shard') AS positions_table;
 RESET ROLE;
 SELECT streams.get_event_source_mapping(:'u_a')->>'BatchSize' AS unchanged_batch_size;
 -- A superuser may change and delete anyone's mapping.

@@ -143,6 +143,13 @@ SELECT (streams.get_function('sec-http')->'Configuration') - 'LastModified' - 'F
 SELECT f - 'LastModified' - 'FunctionArn' AS others_list
 FROM jsonb_array_elements(streams.list_functions()->'Functions') f WHERE f->>'FunctionName' = 'sec-http';
 SELECT streams.list_functions()::text ~ 'token|plainheader|sec-ca|sup3r' AS others_list_leaks;
+-- The tables (readable for pg_dump) do not show it either: row-level
+-- security keeps functions to members of their owner, secrets to superusers.
+SELECT count(*) AS others_function_rows FROM streams.function WHERE function_name = 'sec-http';
+SELECT count(*) AS others_secret_rows FROM streams.function_secret;
+SET ROLE regress_sec_app;
+SELECT url ~ 'pathtoken' AS owner_function_row FROM streams.function WHERE function_name = 'sec-http';
+SELECT count(*) AS owner_secret_rows FROM streams.function_secret;
 RESET ROLE;
 
 ------------------------------------------------------------------------

@@ -85,6 +85,17 @@ bool ExistsNow(Oid relid) {
   return exists;
 }
 
+// Whether the stream's partition of streams.record_batch exists (as of the
+// change being decoded). enable_stream creates it with the stream row; a
+// stream row restored from a dump has none until the capture worker rebinds
+// it once the restore is over (streams._rebind_restored): the restore's own
+// data load is not captured.
+bool HasStorage(int32 stream_id, Oid nsp) {
+  char name[NAMEDATALEN];
+  snprintf(name, sizeof(name), "record_%d", stream_id);
+  return OidIsValid(get_relname_relid(name, nsp));
+}
+
 // The enabled stream row for one of `candidates`, copied into `cxt`.
 StreamInfo* FindStream(List* candidates, MemoryContext cxt, Oid* root) {
   Oid nsp = get_namespace_oid("streams", true);
@@ -105,9 +116,11 @@ StreamInfo* FindStream(List* candidates, MemoryContext cxt, Oid* root) {
     if (strcmp(status, "ENABLED") != 0) continue;
     Oid relid = DatumGetObjectId(heap_getattr(tup, c_relid, desc, &isnull));
     if (!list_member_oid(candidates, relid)) continue;
+    int32 stream_id = DatumGetInt32(heap_getattr(tup, c_id, desc, &isnull));
+    if (!HasStorage(stream_id, nsp)) continue;
     MemoryContext old = MemoryContextSwitchTo(cxt);
     info = static_cast<StreamInfo*>(palloc0(sizeof(StreamInfo)));
-    info->stream_id = DatumGetInt32(heap_getattr(tup, c_id, desc, &isnull));
+    info->stream_id = stream_id;
     info->shard_count = DatumGetInt32(heap_getattr(tup, c_shards, desc, &isnull));
     info->arn = TextDatumGetCString(heap_getattr(tup, c_arn, desc, &isnull));
     info->region = TextDatumGetCString(heap_getattr(tup, c_region, desc, &isnull));

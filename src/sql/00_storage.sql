@@ -12,7 +12,7 @@ GRANT USAGE ON SCHEMA streams TO PUBLIC;
 -- user catalog table.
 CREATE TABLE streams.stream (
     stream_id      integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    relid          oid         NOT NULL,
+    relid          regclass    NOT NULL,
     table_name     text        NOT NULL,   -- schema.table at enable time
     stream_label   text        NOT NULL,
     stream_arn     text        NOT NULL UNIQUE,
@@ -28,7 +28,7 @@ CREATE TABLE streams.stream (
     disabled_at    timestamptz,
     start_lsn      pg_lsn      NOT NULL,
     saved_identity jsonb,                  -- replica identities to restore on disable
-    owner          oid         NOT NULL
+    owner          regrole     NOT NULL
 ) WITH (user_catalog_table = true);
 CREATE UNIQUE INDEX stream_one_enabled_per_table ON streams.stream (relid) WHERE status = 'ENABLED';
 
@@ -89,4 +89,37 @@ CREATE TABLE streams.segment (
 );
 
 REVOKE ALL ON streams.stream, streams.record_batch, streams.record, streams.segment FROM PUBLIC;
+
+-- The storage tables created at run time (a stream's partition of
+-- record_batch and its segments) are members of the extension, like the
+-- tables above: pg_dump leaves them out (stored records are not dumped: see
+-- README, Backup and restore) and DROP EXTENSION drops them. A member cannot
+-- be dropped on its own: _drop_storage takes it out of the extension first.
+CREATE FUNCTION streams._create_stream_storage(p_stream integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('CREATE TABLE streams.%I PARTITION OF streams.record_batch FOR VALUES IN (%s) PARTITION BY RANGE (arrival)',
+                   'record_' || p_stream, p_stream);
+    EXECUTE format('ALTER EXTENSION pg_streams ADD TABLE streams.%I', 'record_' || p_stream);
+END $$;
+
+-- Drops streams.<relname> and its partitions, if it exists.
+CREATE FUNCTION streams._drop_storage(relname text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel  regclass := to_regclass(format('streams.%I', relname));
+    part regclass;
+BEGIN
+    IF rel IS NULL THEN
+        RETURN;
+    END IF;
+    FOR part IN SELECT t.relid FROM pg_partition_tree(rel) t
+                WHERE EXISTS (SELECT 1 FROM pg_depend d
+                              WHERE d.classid = 'pg_class'::regclass AND d.objid = t.relid AND d.deptype = 'e') LOOP
+        EXECUTE format('ALTER EXTENSION pg_streams DROP TABLE %s', part);
+    END LOOP;
+    EXECUTE format('DROP TABLE %s', rel);
+END $$;
+
+REVOKE ALL ON FUNCTION streams._create_stream_storage(integer), streams._drop_storage(text) FROM PUBLIC;
 

@@ -122,10 +122,11 @@ BEGIN
     END IF;
 END $$;
 
--- The replica identity of one relation, to restore it later.
+-- The replica identity of one relation, to restore it later. The name lets
+-- a restored stream find the relation again (OIDs differ after a restore).
 CREATE FUNCTION streams._identity_of(rel oid) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object('rel', c.oid, 'ident', c.relreplident::text,
+    SELECT jsonb_build_object('rel', c.oid, 'name', c.oid::regclass::text, 'ident', c.relreplident::text,
                'index', (SELECT quote_ident(ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
                          WHERE i.indrelid = c.oid AND i.indisreplident))
     FROM pg_class c WHERE c.oid = rel

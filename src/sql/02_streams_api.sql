@@ -147,8 +147,7 @@ BEGIN
             greatest(1, least(3600, floor(extract(epoch FROM retention) / 24)))::integer, keys, created,
             pg_current_wal_insert_lsn(), CASE WHEN saved = '[]' THEN NULL ELSE saved END, caller)
     RETURNING stream_id INTO sid;
-    EXECUTE format('CREATE TABLE streams.%I PARTITION OF streams.record_batch FOR VALUES IN (%s) PARTITION BY RANGE (arrival)',
-                   'record_' || sid, sid);
+    PERFORM streams._create_stream_storage(sid);
     PERFORM streams._invalidate();
 
     RETURN jsonb_build_object(

@@ -30,6 +30,7 @@ BEGIN
             EXECUTE format('CREATE TABLE streams.%I (LIKE streams.record_batch INCLUDING ALL) WITH (toast_tuple_target = 4080)', name);
             EXECUTE format('ALTER TABLE streams.%I ATTACH PARTITION streams.%I FOR VALUES FROM (%L) TO (%L)',
                            'record_' || p_stream, name, lower, to_timestamp(b + width));
+            EXECUTE format('ALTER EXTENSION pg_streams ADD TABLE streams.%I', name);
             INSERT INTO streams.segment VALUES (p_stream, lower, to_timestamp(b + width), name);
         END IF;
         b := b + width;
@@ -52,7 +53,7 @@ BEGIN
                FROM streams.segment g JOIN streams.stream s USING (stream_id)
                WHERE g.upper_bound + s.retention <= now() LOOP
         BEGIN
-            EXECUTE format('DROP TABLE IF EXISTS streams.%I', seg.relname);
+            PERFORM streams._drop_storage(seg.relname);
             DELETE FROM streams.segment WHERE stream_id = seg.stream_id AND lower_bound = seg.lower_bound;
         EXCEPTION WHEN lock_not_available THEN
             NULL;
@@ -61,7 +62,7 @@ BEGIN
     FOR seg IN SELECT s.stream_id FROM streams.stream s
                WHERE s.status = 'DISABLED' AND s.disabled_at + s.retention <= now() LOOP
         BEGIN
-            EXECUTE format('DROP TABLE IF EXISTS streams.%I', 'record_' || seg.stream_id);
+            PERFORM streams._drop_storage('record_' || seg.stream_id);
             DELETE FROM streams.segment WHERE stream_id = seg.stream_id;
             DELETE FROM streams.stream WHERE stream_id = seg.stream_id;
         EXCEPTION WHEN lock_not_available THEN

@@ -19,7 +19,7 @@ CREATE TABLE streams.function (
     max_concurrency integer,               -- requests in flight across mappings; NULL: no cap
     timeout_seconds integer     NOT NULL CHECK (timeout_seconds BETWEEN 1 AND 900),
     description     text        NOT NULL DEFAULT '',
-    owner           oid         NOT NULL,
+    owner           regrole     NOT NULL,
     last_modified   timestamptz NOT NULL
 );
 REVOKE ALL ON streams.function FROM PUBLIC;

@@ -18,7 +18,7 @@ CREATE TABLE streams.event_source_mapping (
     response_types         text[]      NOT NULL,
     filter_criteria        jsonb,
     on_failure             text,                   -- Destination as given
-    destination_table      oid,                    -- resolved: a table with a jsonb column "record"
+    destination_table      regclass,               -- resolved: a table with a jsonb column "record"
     destination_function   text,                   -- or a registered function
     starting_position      text        NOT NULL,
     starting_timestamp     timestamptz,
@@ -28,11 +28,11 @@ CREATE TABLE streams.event_source_mapping (
     state_reason           text        NOT NULL,
     last_modified          timestamptz NOT NULL,
     last_result            text        NOT NULL DEFAULT 'No records processed',
-    owner                  oid         NOT NULL,
+    owner                  regrole     NOT NULL,
     -- The owners of the functions the mapping was bound to: a function of the
     -- same name registered later by another role is not the mapped function.
-    function_owner         oid         NOT NULL,
-    destination_owner      oid
+    function_owner         regrole     NOT NULL,
+    destination_owner      regrole
 );
 
 -- One mapping per function and stream (AWS's ResourceConflictException),
@@ -77,7 +77,7 @@ CREATE TABLE streams.failed_batches (
     id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     failed_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
     record      jsonb       NOT NULL,
-    owner       oid         NOT NULL DEFAULT quote_ident(current_user)::regrole::oid
+    owner       regrole     NOT NULL DEFAULT quote_ident(current_user)::regrole
 );
 
 REVOKE ALL ON streams.event_source_mapping, streams.mapping_shard, streams.failed_batches FROM PUBLIC;
@@ -87,7 +87,7 @@ REVOKE ALL ON streams.event_source_mapping, streams.mapping_shard, streams.faile
 GRANT INSERT (record), SELECT, DELETE ON streams.failed_batches TO PUBLIC;
 ALTER TABLE streams.failed_batches ENABLE ROW LEVEL SECURITY;
 CREATE POLICY failed_batches_insert ON streams.failed_batches FOR INSERT
-    WITH CHECK (owner = quote_ident(current_user)::regrole::oid);
+    WITH CHECK (owner = quote_ident(current_user)::regrole);
 CREATE POLICY failed_batches_read ON streams.failed_batches FOR SELECT USING (pg_has_role(owner, 'USAGE'));
 CREATE POLICY failed_batches_delete ON streams.failed_batches FOR DELETE USING (pg_has_role(owner, 'USAGE'));
 

@@ -52,3 +52,30 @@ COMMENT ON VIEW streams.event_source_mapping_stats IS
 GRANT SELECT ON streams.event_source_mapping_stats TO PUBLIC;
 -- The view computes shard ids for whoever reads it.
 GRANT EXECUTE ON FUNCTION streams._shard_id(streams.stream, integer) TO PUBLIC;
+
+-- Capture of this database: how far its replication slot trails the WAL,
+-- in bytes and in seconds. caught_up_at: the capture worker had captured
+-- every change committed before then (it notes this at least once a second
+-- while it keeps up, idle or not); lag_seconds: the time since, so it stays
+-- near 0 while capture keeps up and grows while capture is behind or stopped.
+CREATE FUNCTION streams._capture_progress(OUT caught_up_at timestamptz, OUT last_commit_at timestamptz)
+    LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'pgs_capture_progress';
+COMMENT ON FUNCTION streams._capture_progress() IS
+    'Internal: what this database''s capture worker last reported (see streams.capture_lag).';
+
+CREATE VIEW streams.capture_lag AS
+SELECT n.slot_name,
+       coalesce(s.active, false)                              AS active,
+       (pg_current_wal_lsn() - s.confirmed_flush_lsn)::bigint AS lag_bytes,
+       greatest(0, extract(epoch FROM clock_timestamp() - p.caught_up_at))::double precision AS lag_seconds,
+       p.caught_up_at,
+       p.last_commit_at                                       AS last_captured_commit_at,
+       (pg_current_wal_lsn() - s.restart_lsn)::bigint         AS retained_wal_bytes,
+       s.wal_status,
+       s.safe_wal_size
+FROM (SELECT 'pg_streams_' || d.oid AS slot_name FROM pg_database d WHERE d.datname = current_database()) n
+LEFT JOIN pg_replication_slots s ON s.slot_name = n.slot_name
+CROSS JOIN streams._capture_progress() p;
+COMMENT ON VIEW streams.capture_lag IS
+    'Capture of this database: lag of its replication slot behind the WAL in bytes and seconds, when it last caught up, the commit time of the last captured transaction, WAL kept for the slot.';
+GRANT SELECT ON streams.capture_lag TO PUBLIC;

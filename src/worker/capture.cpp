@@ -61,6 +61,7 @@ XLogRecPtr last_sent_end = InvalidXLogRecPtr;  // end of the last transaction se
 int open_records = 0;                            // records sent of the transaction being decoded
 int pass_records = 0;
 bool unflushed = false;                          // messages sent that the appender cannot see yet
+TimestampTz last_sent_commit_time = 0;           // commit time of the last transaction sent
 
 void Send(shm_mq_iovec* iov, int n, bool flush) {
   shm_mq_result res = shm_mq_sendv(queue, iov, n, false, flush);
@@ -83,6 +84,7 @@ void SinkCommit(void*, XLogRecPtr end_lsn, TimestampTz commit_time, bool catalog
   Send(iov, 1, false);
   unflushed = true;
   last_sent_end = end_lsn;
+  last_sent_commit_time = commit_time;
   open_records = 0;
 }
 
@@ -315,6 +317,12 @@ void pgs_capture_main(Datum arg) {
 
   TimestampTz next_trim = 0;
   TimestampTz next_reconcile = 0;
+  // For streams.capture_lag: a pass that decoded all WAL flushed when it
+  // began sets a mark; once the slot is confirmed past it, everything
+  // committed before the pass began is in the streams.
+  XLogRecPtr mark_lsn = InvalidXLogRecPtr;
+  TimestampTz mark_time = 0;
+  TimestampTz mark_commit = 0;
   for (;;) {
     CHECK_FOR_INTERRUPTS();
     if (ConfigReloadPending) {
@@ -330,6 +338,7 @@ void pgs_capture_main(Datum arg) {
     }
 
     XLogRecPtr flush = GetFlushRecPtr(nullptr);
+    TimestampTz pass_start = GetCurrentTimestamp();
     pass_records = 0;
     while (ctx->reader->EndRecPtr < flush && pass_records < kRecordsPerPass) {
       char* errm = nullptr;
@@ -347,6 +356,15 @@ void pgs_capture_main(Datum arg) {
     if (safe > confirmed) {
       LogicalConfirmReceivedLocation(safe);
       confirmed = safe;
+    }
+    if (caught_up && mark_lsn == InvalidXLogRecPtr) {
+      mark_lsn = flush;
+      mark_time = pass_start;
+      mark_commit = last_sent_commit_time;
+    }
+    if (mark_lsn != InvalidXLogRecPtr && confirmed >= mark_lsn) {
+      NoteCaptureProgress(my_dbid, mark_time, mark_commit);
+      mark_lsn = InvalidXLogRecPtr;
     }
 
     TimestampTz now = GetCurrentTimestamp();

@@ -10,6 +10,7 @@ extern "C" {
 #include "nodes/parsenodes.h"
 #include "replication/origin.h"
 #include "tcop/utility.h"
+#include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 }
 
@@ -74,6 +75,26 @@ void NoteUserWork() { user_work = true; }
 
 namespace {
 
+// A session that creates pg_streams or copies rows into its tables may be
+// restoring a dump: it holds this advisory lock (shared, until it ends), and
+// the capture worker rebinds restored streams only once nobody holds it
+// (streams._rebind_restored, which uses the same keys).
+constexpr int32 kRestoreLockKey1 = 1885827956;  // 'pgst'
+constexpr int32 kRestoreLockKey2 = 1;
+bool holds_restore_lock = false;
+
+void HoldRestoreLock() {
+  if (holds_restore_lock) return;
+  (void)DirectFunctionCall2(pg_advisory_lock_shared_int4, Int32GetDatum(kRestoreLockKey1),
+                            Int32GetDatum(kRestoreLockKey2));
+  holds_restore_lock = true;
+}
+
+bool CopiesIntoStreams(CopyStmt* stmt) {
+  return stmt->is_from && stmt->relation != nullptr && stmt->relation->schemaname != nullptr &&
+         strcmp(stmt->relation->schemaname, "streams") == 0;
+}
+
 bool NamesPgStreams(List* objects) {
   ListCell* lc;
   foreach (lc, objects) {
@@ -136,8 +157,11 @@ Oid DatabaseToStop(Node* parsetree, Oid* also_start) {
 void UtilityHook(PlannedStmt* pstmt, const char* query_string, bool read_only_tree, ProcessUtilityContext context,
                  ParamListInfo params, QueryEnvironment* query_env, DestReceiver* dest, QueryCompletion* qc) {
   Node* parsetree = pstmt->utilityStmt;
-  if (IsA(parsetree, CreateExtensionStmt) && strcmp(castNode(CreateExtensionStmt, parsetree)->extname, "pg_streams") == 0)
+  if (IsA(parsetree, CreateExtensionStmt) && strcmp(castNode(CreateExtensionStmt, parsetree)->extname, "pg_streams") == 0) {
     pending_start = true;
+    HoldRestoreLock();
+  }
+  if (IsA(parsetree, CopyStmt) && CopiesIntoStreams(castNode(CopyStmt, parsetree))) HoldRestoreLock();
   if (IsA(parsetree, DropStmt) && castNode(DropStmt, parsetree)->removeType == OBJECT_EXTENSION &&
       NamesPgStreams(castNode(DropStmt, parsetree)->objects))
     pending_recheck = true;

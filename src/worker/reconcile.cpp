@@ -85,6 +85,27 @@ bool Start(Oid dbid, int32 mapping_id) {
   return true;
 }
 
+// Rebinds streams and mappings restored from a dump (streams._rebind_restored),
+// in a transaction of its own: dispatchers started next see its result.
+// Returns true while a restore is still loading (try again soon).
+bool RebindRestored() {
+  BeginWork();
+  Oid nsp = get_namespace_oid("streams", true);
+  if (!ExtensionInstalled() || !OidIsValid(get_relname_relid("event_source_mapping", nsp))) {
+    EndWork();
+    return false;
+  }
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_streams: SPI_connect failed");
+  int rc = SPI_execute("SELECT streams._rebind_restored()", false, 1);
+  if (rc != SPI_OK_SELECT) elog(ERROR, "pg_streams: could not rebind restored streams");
+  bool isnull;
+  int32 n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+  SPI_finish();
+  EndWork();
+  if (n > 0) ereport(LOG, (errmsg("pg_streams: %d stream(s) restored from a dump now capture as new streams", n)));
+  return n < 0;
+}
+
 }  // namespace
 
 bool DispatcherStopped() {
@@ -112,7 +133,7 @@ bool ReconcileDispatchers(Oid dbid) {
     dispatchers = hash_create("pg_streams dispatchers", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
   }
   (void)DispatcherStopped();
-  bool retry_soon = false;
+  bool retry_soon = RebindRestored();
   BeginWork();
   Oid nsp = get_namespace_oid("streams", true);
   if (!ExtensionInstalled() || !OidIsValid(get_relname_relid("event_source_mapping", nsp))) {
@@ -120,7 +141,11 @@ bool ReconcileDispatchers(Oid dbid) {
     return false;
   }
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_streams: SPI_connect failed");
-  int rc = SPI_execute("SELECT mapping_id, enabled, state FROM streams.event_source_mapping", true, 0);
+  // A mapping restored from a dump has no positions until it is rebound.
+  int rc = SPI_execute(
+      "SELECT mapping_id, enabled, state FROM streams.event_source_mapping e "
+      "WHERE EXISTS (SELECT 1 FROM streams.mapping_shard ms WHERE ms.mapping_id = e.mapping_id)",
+      true, 0);
   if (rc != SPI_OK_SELECT) elog(ERROR, "pg_streams: could not read event source mappings");
   uint64 n = SPI_processed;
   SPITupleTable* tab = SPI_tuptable;

@@ -28,6 +28,9 @@ struct DbEntry {
   bool recheck;
   bool held_off;
   bool reconcile;       // mappings changed: start/stop dispatchers
+  // Capture progress (streams.capture_lag), kept across worker restarts:
+  TimestampTz caught_up_at;    // all WAL flushed by then was captured
+  TimestampTz last_commit_at;  // commit time of the last transaction captured
 };
 
 // Requests in flight to one HTTP function (for its MaxConcurrency).
@@ -435,6 +438,28 @@ void WakeDispatchers(Oid dbid) {
     Latch* l = d.latch;
     if (d.pid != 0 && d.dbid == dbid && l != nullptr) SetLatch(l);
   }
+}
+
+void NoteCaptureProgress(Oid dbid, TimestampTz caught_up_at, TimestampTz last_commit_at) {
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, false);
+  if (e != nullptr) {
+    if (caught_up_at != 0) e->caught_up_at = caught_up_at;
+    if (last_commit_at != 0) e->last_commit_at = last_commit_at;
+  }
+  SpinLockRelease(&shared->mutex);
+}
+
+void CaptureProgress(Oid dbid, TimestampTz* caught_up_at, TimestampTz* last_commit_at) {
+  *caught_up_at = *last_commit_at = 0;
+  if (shared == nullptr) return;
+  SpinLockAcquire(&shared->mutex);
+  DbEntry* e = Find(dbid, false);
+  if (e != nullptr) {
+    *caught_up_at = e->caught_up_at;
+    *last_commit_at = e->last_commit_at;
+  }
+  SpinLockRelease(&shared->mutex);
 }
 
 }  // namespace pgs::worker

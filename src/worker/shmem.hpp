@@ -23,6 +23,10 @@ void ReleaseDatabase(Oid dbid);
 bool ExitRequested(Oid dbid);
 bool TakeRecheck(Oid dbid);
 
+// Capture progress of dbid (streams.capture_lag); 0: unchanged / unknown.
+void NoteCaptureProgress(Oid dbid, TimestampTz caught_up_at, TimestampTz last_commit_at);
+void CaptureProgress(Oid dbid, TimestampTz* caught_up_at, TimestampTz* last_commit_at);
+
 // Backend side.
 void RequestStart(Oid dbid);    // launcher: make sure dbid has a worker
 void RequestRecheck(Oid dbid);  // worker: check whether the extension still exists
