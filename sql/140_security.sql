@@ -168,7 +168,11 @@ SELECT pgs_try($$SELECT streams.create_http_function('sec-h2', 'https://x.exampl
 SELECT streams.create_http_function('sec-h2', 'https://x.example/',
     jsonb_build_object('SigningSecret', 'sup3r-s3cret-long-enough'))->>'Signed' AS jsonb_form;
 SELECT streams.create_http_function('sec-h3', 'https://x.example/')->>'Url' AS two_argument_form;
+-- Deleting a function deletes its secrets.
+SELECT streams.delete_function('sec-h2');
 RESET ROLE;
+SELECT count(*) AS orphan_secrets FROM streams.function_secret fs
+WHERE NOT EXISTS (SELECT 1 FROM streams.function f WHERE f.function_id = fs.function_id);
 
 ------------------------------------------------------------------------
 -- streams.failed_batches: rows belong to the role that wrote them, and are

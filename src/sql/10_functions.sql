@@ -25,8 +25,10 @@ CREATE TABLE streams.function (
 REVOKE ALL ON streams.function FROM PUBLIC;
 
 -- Secrets of HTTP targets, apart so that no view or function shows them.
+-- No foreign key: a parallel pg_restore may load this table before
+-- streams.function; delete_function deletes the row with its function.
 CREATE TABLE streams.function_secret (
-    function_id    integer PRIMARY KEY REFERENCES streams.function ON DELETE CASCADE,
+    function_id    integer PRIMARY KEY,
     secret_headers jsonb,
     signing_secret text
 );
@@ -239,6 +241,7 @@ BEGIN
     -- As on AWS, mappings to the function stay (their invocations fail until a
     -- function of that name exists again).
     DELETE FROM streams.function WHERE function_id = f.function_id;
+    DELETE FROM streams.function_secret WHERE function_id = f.function_id;
     PERFORM streams._mappings_changed();
 END $$;
 COMMENT ON FUNCTION streams.delete_function(text) IS

@@ -118,7 +118,10 @@ void CheckTruncate(TruncateStmt* stmt) {
     Datum args[1] = {ObjectIdGetDatum(relid)};
     int rc = SPI_execute_with_args(
         "SELECT 1 FROM streams.stream WHERE status = 'ENABLED' AND (relid = $1 OR relid IN "
-        "(SELECT relid FROM pg_catalog.pg_partition_tree($1) UNION SELECT relid FROM pg_catalog.pg_partition_ancestors($1)))",
+        "(SELECT relid FROM pg_catalog.pg_partition_tree($1) UNION SELECT relid FROM pg_catalog.pg_partition_ancestors($1)))"
+        // A stream restored from a dump captures nothing until it is rebound
+        // (pg_restore -j truncates each table it has just created before loading it).
+        " AND pg_catalog.to_regclass(pg_catalog.format('streams.%I', 'record_' || stream_id)) IS NOT NULL",
         1, types, args, nullptr, true, 1);
     bool streamed = rc == SPI_OK_SELECT && SPI_processed > 0;
     SPI_finish();

@@ -111,7 +111,23 @@ is($err, '', 'pg_restore reports no error') or diag($err);
 check_restored($src_node, 'dst', 'same cluster');
 is($src_node->safe_psql('src', 'SELECT count(*) FROM public.sink'), '3', 'the source database is untouched');
 
-# 2. Plain format into another cluster (roles come from pg_dumpall --globals-only).
+# 2. Directory format, dumped and restored in parallel (pg_restore -j truncates
+# each table it has just created before loading it: a restored stream must not
+# refuse that).
+my $dump_dir = "$PostgreSQL::Test::Utils::tmp_check/src.dir";
+($out, $err) = ('', '');
+ok(IPC::Run::run([ 'pg_dump', '-Fd', '-j', '2', '-f', $dump_dir, '-d', $src_node->connstr('src') ],
+		'>', \$out, '2>', \$err),
+	'pg_dump -Fd -j 2') or diag($err);
+$src_node->safe_psql('postgres', 'CREATE DATABASE dst_parallel');
+($out, $err) = ('', '');
+ok(IPC::Run::run([ 'pg_restore', '-j', '3', '-d', $src_node->connstr('dst_parallel'), $dump_dir ],
+		'>', \$out, '2>', \$err),
+	'pg_restore -j 3 succeeds');
+is($err, '', 'pg_restore -j 3 reports no error') or diag($err);
+check_restored($src_node, 'dst_parallel', 'parallel restore');
+
+# 3. Plain format into another cluster (roles come from pg_dumpall --globals-only).
 $other->safe_psql('postgres', 'CREATE ROLE alice LOGIN');
 $other->safe_psql('postgres', 'CREATE DATABASE copy');
 ($out, $err) = ('', '');
@@ -120,7 +136,7 @@ IPC::Run::run([ 'pg_dump', '-d', $src_node->connstr('src') ], '|',
 unlike($err, qr/ERROR/, 'pg_dump | psql into another cluster runs without errors') or diag($err);
 check_restored($other, 'copy', 'other cluster');
 
-# 3. A role that is not a superuser: pg_dump refuses without
+# 4. A role that is not a superuser: pg_dump refuses without
 # --enable-row-security (rows it may not see), and with it dumps its own
 # configuration and no secrets.
 ($out, $err) = ('', '');
