@@ -142,8 +142,11 @@ $node->safe_psql($db, q{GRANT SELECT ON t_ev TO mallory});
 	SELECT streams.create_event_source_mapping('{"EventSourceArn":"t_ev","FunctionName":"h_ev","StartingPosition":"LATEST"}')});
 like($err, qr/must be a member of role postgres, the owner of HTTP function h_ev/,
 	'an unprivileged role cannot point a stream at an HTTP target it does not own');
-($rc, $out, $err) = $node->psql($db, q{SET ROLE mallory; SELECT * FROM streams.function_secret});
-like($err, qr/permission denied/, 'an unprivileged role cannot read secrets');
+# The table is readable (pg_dump reads it as the role that runs it), but
+# row-level security shows its rows to superusers only.
+cmp_ok($node->safe_psql($db, q{SELECT count(*) FROM streams.function_secret}), '>', 0, 'secrets are stored');
+is($node->safe_psql($db, q{SET ROLE mallory; SELECT count(*) FROM streams.function_secret}), '0',
+	'an unprivileged role cannot read secrets');
 
 # --- Partial failures: same counts as the SQL test -----------------------
 $node->safe_psql($db, q{

@@ -96,6 +96,11 @@ sub check_restored
 	$node->safe_psql($db, q{SET ROLE alice; SELECT streams.enable_stream('public.u', 'KEYS_ONLY', 1)});
 	is($node->safe_psql($db, q{SELECT count(DISTINCT stream_id) FROM streams.stream}), '2',
 		"$what: a stream enabled after the restore gets an id of its own");
+	is($node->safe_psql($db, q{SELECT relreplident FROM pg_class WHERE oid = 'public.t'::regclass}), 'f',
+		"$what: the restored table keeps REPLICA IDENTITY FULL");
+	$node->safe_psql($db, q{SET ROLE alice; SELECT streams.disable_stream('public.t')});
+	is($node->safe_psql($db, q{SELECT relreplident FROM pg_class WHERE oid = 'public.t'::regclass}), 'd',
+		"$what: disable_stream puts back the replica identity the table had before the stream");
 }
 
 # 1. Custom format into a new database of the same cluster.
