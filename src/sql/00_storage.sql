@@ -88,7 +88,21 @@ CREATE TABLE streams.segment (
     PRIMARY KEY (stream_id, lower_bound)
 );
 
-REVOKE ALL ON streams.stream, streams.record_batch, streams.record, streams.segment FROM PUBLIC;
+-- Where the appender stands inside a transaction too big for one append. Such
+-- a transaction is appended in pieces; each piece commits, with its records,
+-- the transaction's commit LSN and the change index of its next record here.
+-- The replication origin moves past the transaction only with its last piece,
+-- so after a crash decoding starts before it again, and the appender skips the
+-- records this row says are stored already. One row; a position of this
+-- cluster's WAL, meaningless elsewhere (not dumped).
+CREATE TABLE streams.partial_append (
+    one        boolean PRIMARY KEY DEFAULT true CHECK (one),
+    commit_lsn bigint  NOT NULL,   -- the transaction's commit LSN (records' lsn)
+    next_idx   bigint  NOT NULL    -- change index of its first record not appended yet
+);
+INSERT INTO streams.partial_append VALUES (true, 0, 0);
+
+REVOKE ALL ON streams.stream, streams.record_batch, streams.record, streams.segment, streams.partial_append FROM PUBLIC;
 
 -- The storage tables created at run time (a stream's partition of
 -- record_batch and its segments) are members of the extension, like the

@@ -1,6 +1,9 @@
 // The appender: receives decoded records from its capture worker and appends
-// whole transactions, each append committing with the replication origin
-// advanced to the end of its last transaction (see capture.cpp).
+// transactions, each append committing with the replication origin
+// advanced to the end of its last transaction (see capture.cpp). A
+// transaction bigger than a batch is appended in pieces; each piece records
+// in streams.partial_append how far its transaction is appended, and the
+// origin moves past the transaction with its last piece (batch.cpp).
 #include <malloc.h>
 
 #include "worker/batch.hpp"
@@ -97,6 +100,8 @@ void pgs_append_main(Datum arg) {
       memcpy(&m, data, sizeof(m));
       BatchAdd(m.stream_id, m.shard, m.commit_lsn, m.change_index, m.commit_time,
                static_cast<const char*>(data) + sizeof(m), static_cast<int>(nbytes - sizeof(m)));
+      // A transaction bigger than a batch goes in pieces: memory stays bounded.
+      if (BatchPieceDue()) AppendAndReport();
     } else if (kind == MessageKind::kFlush && nbytes == 1) {
       // the end of a decoding pass: nothing to do
     } else if (kind == MessageKind::kCommit && nbytes == sizeof(CommitMessage)) {

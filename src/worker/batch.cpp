@@ -44,8 +44,16 @@ struct Batch {
   int nstreams;
   int stream_capacity;
   Range* ranges;
-  int open_records;  // records of a transaction whose end has not been seen
-  bool pending;      // complete transactions not appended yet
+  // The transaction being received, whose end has not been seen: whether it
+  // has records (in the batch, in pieces appended before, or skipped), its
+  // commit LSN, the change index after its last record, and the number and
+  // size of its records in the batch.
+  bool open_txn;
+  XLogRecPtr open_lsn;
+  int64 open_next_idx;
+  int open_records;
+  Size open_bytes;
+  bool pending;      // complete transactions (or a piece's last one) not appended yet
   XLogRecPtr end_lsn;
   TimestampTz commit_time;
   bool catalog_changes;
@@ -53,6 +61,13 @@ struct Batch {
 
 Batch batch;
 SPIPlanPtr segments_plan = nullptr;
+SPIPlanPtr partial_plan = nullptr;
+
+// A transaction partly appended before a restart (streams.partial_append):
+// its records with a change index below resume_idx are stored already.
+XLogRecPtr resume_lsn = InvalidXLogRecPtr;
+int64 resume_idx = 0;
+int64 skipped = 0;
 
 // Segments known to exist, per stream: appends whose time range lies inside
 // skip the call to _ensure_segments. An entry is trusted for one second after
@@ -112,13 +127,42 @@ SPIPlanPtr KeepPlan(const char* sql, int nargs, Oid* types) {
 
 void BatchInit() {
   batch.cxt = AllocSetContextCreate(TopMemoryContext, "pg_streams batch", ALLOCSET_DEFAULT_SIZES);
+  batch.open_txn = false;
   batch.open_records = 0;
+  batch.open_bytes = 0;
   batch.end_lsn = InvalidXLogRecPtr;
   Reset();
+  BeginWork();
+  if (ExtensionInstalled()) {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_streams: SPI_connect failed");
+    int rc = SPI_execute("SELECT commit_lsn, next_idx FROM streams.partial_append", true, 1);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "pg_streams: could not read streams.partial_append");
+    if (SPI_processed == 1) {
+      bool isnull;
+      resume_lsn = static_cast<XLogRecPtr>(
+          DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+      resume_idx = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+    }
+    SPI_finish();
+  }
+  EndWork();
 }
 
 void BatchAdd(int32 stream_id, int32 shard, XLogRecPtr commit_lsn, uint32 change_index, TimestampTz commit_time,
               const char* data, int len) {
+  batch.open_txn = true;
+  if (commit_lsn == resume_lsn && static_cast<int64>(change_index) < resume_idx) {
+    // Appended before the restart, in a piece that committed.
+    if (skipped++ == 0)
+      ereport(LOG, (errmsg("pg_streams: transaction %X/%X was partly appended before a restart; its first %lld "
+                           "records are skipped",
+                           static_cast<uint32>(commit_lsn >> 32), static_cast<uint32>(commit_lsn),
+                           static_cast<long long>(resume_idx))));
+    return;
+  }
+  batch.open_lsn = commit_lsn;
+  batch.open_next_idx = static_cast<int64>(change_index) + 1;
+  batch.open_bytes += len;
   MemoryContext old = MemoryContextSwitchTo(batch.cxt);
   if (batch.count == batch.capacity) {
     int cap = batch.capacity * 2;
@@ -143,12 +187,15 @@ void BatchCommit(XLogRecPtr end_lsn, TimestampTz commit_time, bool catalog_chang
   batch.end_lsn = end_lsn;
   batch.commit_time = commit_time;
   batch.catalog_changes |= catalog_changes;
-  if (batch.open_records > 0) batch.pending = true;
+  if (batch.open_txn) batch.pending = true;
+  batch.open_txn = false;
   batch.open_records = 0;
+  batch.open_bytes = 0;
 }
 
-bool BatchAtTransactionEnd() { return batch.open_records == 0; }
+bool BatchAtTransactionEnd() { return !batch.open_txn; }
 bool BatchFull() { return batch.count >= kMaxBatchRecords || batch.bytes >= kMaxBatchBytes; }
+bool BatchPieceDue() { return batch.open_records >= kMaxBatchRecords || batch.open_bytes >= kMaxBatchBytes; }
 bool BatchPending() { return batch.pending; }
 XLogRecPtr BatchEnd() { return batch.end_lsn; }
 
@@ -281,6 +328,19 @@ bool BatchAppend() {
     Oid seg_types[3] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
     segments_plan = KeepPlan("SELECT streams._ensure_segments($1, $2, $3)", 3, seg_types);
   }
+  if (batch.open_records > 0) {
+    // A piece: how far its transaction is appended commits with its records.
+    if (partial_plan == nullptr) {
+      Oid types[2] = {INT8OID, INT8OID};
+      partial_plan = KeepPlan(
+          "INSERT INTO streams.partial_append VALUES (true, $1, $2) ON CONFLICT (one) DO UPDATE "
+          "SET commit_lsn = excluded.commit_lsn, next_idx = excluded.next_idx",
+          2, types);
+    }
+    Datum args[2] = {Int64GetDatum(static_cast<int64>(batch.open_lsn)), Int64GetDatum(batch.open_next_idx)};
+    if (SPI_execute_plan(partial_plan, args, nullptr, false, 0) != SPI_OK_INSERT)
+      elog(ERROR, "pg_streams: could not update streams.partial_append");
+  }
   // Storage segments for the batch's time range, and their width; streams
   // that are gone (trimmed while capture lagged behind) have nowhere to go.
   int32* widths = static_cast<int32*>(palloc(sizeof(int32) * (batch.nstreams + 1)));
@@ -333,6 +393,8 @@ bool BatchAppend() {
   replorigin_session_origin_timestamp = batch.commit_time;
   EndWork();
   Reset();
+  batch.open_records = 0;
+  batch.open_bytes = 0;
   return true;
 }
 

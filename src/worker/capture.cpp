@@ -1,6 +1,6 @@
 // The capture worker of one database: decodes WAL through the pg_streams
 // output plugin (in-process, like a walsender) and sends the records through
-// a shared memory queue to its appender, which appends whole transactions to
+// a shared memory queue to its appender, which appends transactions to
 // the stream tables (appender.cpp). Decoding and appending run side by side.
 //
 // Exactly once: each append transaction commits with the replication origin

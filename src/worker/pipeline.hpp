@@ -1,5 +1,5 @@
 // The capture pipeline of one database: the capture worker decodes and sends
-// records through a shared memory queue to its appender, which writes whole
+// records through a shared memory queue to its appender, which writes
 // transactions to the stream tables. Decoding and writing run side by side.
 #pragma once
 
