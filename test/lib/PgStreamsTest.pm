@@ -56,6 +56,10 @@ sub stream_count
 	});
 }
 
+# Sinks started by this test file: stopped when it ends, however it ends.
+my @sinks;
+END { my $rc = $?; for my $s (@sinks) { eval { $s->kill_kill if $s->pumpable; 1 }; } $? = $rc; }
+
 # Starts the loopback HTTP sink (test/sink/sink.py); returns its IPC::Run
 # handle and base URL once it answers (the URL is undef if it never did).
 sub start_sink
@@ -64,6 +68,7 @@ sub start_sink
 	my $root = $ENV{PGS_ROOT} // '.';
 	my $sink = IPC::Run::start([ 'python3', "$root/test/sink/sink.py", '--port', $port ],
 		'>', "$PostgreSQL::Test::Utils::tmp_check/sink.out", '2>&1');
+	push @sinks, $sink;
 	my $base = "http://127.0.0.1:$port";
 	for (1 .. 50)
 	{
