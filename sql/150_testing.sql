@@ -124,6 +124,11 @@ SELECT pgs_try(format('SELECT streams.sample_event(%L, %L, %L, %L, %L)', t, ev, 
                ('sample_t', 'INSERT', '{"name":"no key"}', NULL, NULL), ('sample_t', 'INSERT', '[1]', NULL, NULL),
                ('sample_t', 'INSERT', '{"id":"x"}', NULL, NULL), ('sample_t', 'INSERT', '{"id":1}', NULL, 'ALL'),
                ('pg_class', 'INSERT', '{"oid":1}', NULL, NULL)) AS x(t, ev, n, o, v);
+-- A row of another shape is refused, and a table with a dropped column works.
+SELECT pgs_try($$SELECT streams._sample_event('sample_t', 'INSERT', ROW(1, 'x'::text), NULL, NULL)$$) AS wrong_row;
+ALTER TABLE sample_t DROP COLUMN ok;
+SELECT e->'Records'->0->'dynamodb'->'NewImage' AS after_drop
+  FROM streams.sample_event('sample_t', 'INSERT', '{"id": 5, "name": "cap", "price": 2}') e;
 SELECT streams.delete_function('echo_count2');
 SELECT streams.disable_stream('sample_t') IS NOT NULL AS disabled;
 DROP TABLE sample_t;

@@ -14,6 +14,7 @@ extern "C" {
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 }
 
 namespace pgs::decoder {
@@ -27,13 +28,42 @@ struct SampleArgs {
   const char* view;  // nullptr: the stream's
 };
 
+// `row` comes from SQL (any role may call streams._sample_event) with the
+// table's columns, dropped ones left out (SELECT * of jsonb_populate_record):
+// it is laid out again as a row of the table, each column checked for its
+// type, so that no row of another shape is ever read as one of the table.
 void Deform(StreamInfo* info, TupleDesc desc, HeapTupleHeader row, Image* img) {
-  HeapTupleData tuple;
-  tuple.t_len = HeapTupleHeaderGetDatumLength(row);
-  ItemPointerSetInvalid(&tuple.t_self);
-  tuple.t_tableOid = InvalidOid;
-  tuple.t_data = row;
-  DeformImage(info, desc, &tuple, false, img);
+  TupleDesc row_desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(row), HeapTupleHeaderGetTypMod(row));
+  HeapTupleData given;
+  given.t_len = HeapTupleHeaderGetDatumLength(row);
+  ItemPointerSetInvalid(&given.t_self);
+  given.t_tableOid = InvalidOid;
+  given.t_data = row;
+  Datum* row_values = static_cast<Datum*>(palloc(sizeof(Datum) * Max(row_desc->natts, 1)));
+  bool* row_nulls = static_cast<bool*>(palloc(sizeof(bool) * Max(row_desc->natts, 1)));
+  heap_deform_tuple(&given, row_desc, row_values, row_nulls);
+  Datum* values = static_cast<Datum*>(palloc0(sizeof(Datum) * desc->natts));
+  bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * desc->natts));
+  int j = 0;
+  bool same = true;
+  for (int i = 0; i < desc->natts; ++i) {
+    Form_pg_attribute att = TupleDescAttr(desc, i);
+    nulls[i] = true;
+    if (att->attisdropped) continue;
+    if (j >= row_desc->natts || TupleDescAttr(row_desc, j)->atttypid != att->atttypid) {
+      same = false;
+      break;
+    }
+    values[i] = row_values[j];
+    nulls[i] = row_nulls[j];
+    ++j;
+  }
+  same = same && j == row_desc->natts;
+  ReleaseTupleDesc(row_desc);
+  if (!same)
+    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                    errmsg("a row given to streams._sample_event does not have the columns of the table")));
+  DeformImage(info, desc, heap_form_tuple(desc, values, nulls), false, img);
 }
 
 // The cache goes with its context, also when an ERROR unwinds the call (a

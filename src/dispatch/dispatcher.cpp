@@ -289,6 +289,18 @@ Dispatcher::Scan Dispatcher::ReadMatching(const ShardState& s, filter::Filter* f
   }
 }
 
+// May the mapping's owner still read the stream and use its function? If
+// not, the shard waits (no retry used, nothing skipped) and says why.
+bool Dispatcher::MayDeliver(Shard& sh, int64_t now, StepStats& stats) {
+  auto problem = CheckAccess(mapping_id_);
+  if (!problem) return true;
+  stats.error = problem->error;
+  sh.state.retry_at_us = now + std::min<int64_t>(BackoffMs(++sh.unavailable), kAccessRecheckMs) * 1000;
+  sh.due_us = sh.state.retry_at_us;
+  SetResult(problem->result.c_str());
+  return false;
+}
+
 Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
   ShardState& s = sh.state;
   Plan plan;
@@ -306,13 +318,7 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
       // Every record read was filtered out: no invocation, and the
       // checkpoint passes them (semantics 3.6), once the owner may still
       // read the stream.
-      if (auto problem = CheckAccess(mapping_id_)) {
-        stats.error = problem->error;
-        s.retry_at_us = now + std::min<int64_t>(BackoffMs(++sh.unavailable), kAccessRecheckMs) * 1000;
-        sh.due_us = s.retry_at_us;
-        SetResult(problem->result.c_str());
-        return plan;
-      }
+      if (!MayDeliver(sh, now, stats)) return plan;
       s.checkpoint = *scan.last_seen;
       stats.read += scan.seen;
       stats.filtered += scan.seen;
@@ -322,15 +328,8 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
     return plan;
   }
 
-  // Before every batch: may the owner still read the stream and use its
-  // function? If not, the batch waits (no retry used, nothing skipped).
-  if (auto problem = CheckAccess(mapping_id_)) {
-    stats.error = problem->error;
-    s.retry_at_us = now + std::min<int64_t>(BackoffMs(++sh.unavailable), kAccessRecheckMs) * 1000;
-    sh.due_us = s.retry_at_us;
-    SetResult(problem->result.c_str());
-    return plan;
-  }
+  // Before every batch, as the owner's rights stand now.
+  if (!MayDeliver(sh, now, stats)) return plan;
 
   // A new batch: cut at 6 MB, wait for the batching window, then fix its end
   // so that retries see exactly the same records.

@@ -87,6 +87,7 @@ class Dispatcher {
 
   void Step(Shard& shard, int64_t now);
   Plan Prepare(Shard& shard, int64_t now, StepStats& stats);
+  bool MayDeliver(Shard& shard, int64_t now, StepStats& stats);
   Plan Fail(Shard& shard, std::vector<Record>& records, size_t n, size_t to, const char* condition, int invoke_count,
             bool has_response, int64_t now, StepStats& stats);
   void AfterFailure(Shard& shard, const std::vector<Record>& records, size_t n, size_t to, bool sent, int64_t now,

@@ -197,6 +197,48 @@ BEGIN
 END $$;
 
 -- Applies a create or update request to m; validates every parameter.
+-- StartingPosition and StartingPositionTimestamp of a request, with AWS's
+-- rules and texts (create_event_source_mapping, reset_event_source_mapping).
+CREATE FUNCTION streams._starting_position(request jsonb, OUT starting_position text,
+                                           OUT starting_timestamp timestamptz)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v jsonb;
+BEGIN
+    v := request->'StartingPosition';
+    IF v IS NULL OR v = 'null' THEN
+        PERFORM streams._raise('22023', 'InvalidParameterValueException',
+            '1 validation error detected: Value null at ''startingPosition'' failed to satisfy constraint: Member must not be null.');
+    END IF;
+    IF jsonb_typeof(v) <> 'string' OR v->>0 NOT IN ('LATEST', 'AT_TIMESTAMP', 'TRIM_HORIZON') THEN
+        PERFORM streams._raise('22023', 'ValidationException',
+            format('1 validation error detected: Value ''%s'' at ''startingPosition'' failed to satisfy constraint: Member must satisfy enum value set: [LATEST, AT_TIMESTAMP, TRIM_HORIZON]',
+                   coalesce(v->>0, v::text)));
+    END IF;
+    starting_position := v->>0;
+    v := request->'StartingPositionTimestamp';
+    IF starting_position = 'AT_TIMESTAMP' THEN
+        -- AWS refuses AT_TIMESTAMP for DynamoDB streams; pg_streams supports it.
+        IF v IS NULL OR v = 'null' THEN
+            PERFORM streams._raise('22023', 'InvalidParameterValueException',
+                'StartingPositionTimestamp must be provided with StartingPosition AT_TIMESTAMP.');
+        END IF;
+        BEGIN
+            starting_timestamp := CASE jsonb_typeof(v) WHEN 'number' THEN to_timestamp((v::text)::double precision)
+                                                       WHEN 'string' THEN (v->>0)::timestamptz END;
+        EXCEPTION WHEN OTHERS THEN
+            starting_timestamp := NULL;
+        END;
+        IF starting_timestamp IS NULL OR NOT isfinite(starting_timestamp) THEN
+            PERFORM streams._raise('22023', 'InvalidParameterValueException',
+                format('Invalid StartingPositionTimestamp: %s (expected epoch seconds or an ISO 8601 timestamp)', v));
+        END IF;
+    ELSIF v IS NOT NULL AND v <> 'null' THEN
+        PERFORM streams._raise('22023', 'InvalidParameterValueException',
+            'StartingPositionTimestamp is only allowed with StartingPosition AT_TIMESTAMP.');
+    END IF;
+END $$;
+
 -- source_rel, dest_rel: EventSourceArn and Destination resolved as tables.
 CREATE FUNCTION streams._esm_apply(m streams.event_source_mapping, request jsonb, creating boolean,
                                    source_rel oid, dest_rel oid)
@@ -241,38 +283,8 @@ BEGIN
         m.stream_id := s.stream_id;
         m.event_source_arn := s.stream_arn;
 
-        v := request->'StartingPosition';
-        IF v IS NULL OR v = 'null' THEN
-            PERFORM streams._raise('22023', 'InvalidParameterValueException',
-                '1 validation error detected: Value null at ''startingPosition'' failed to satisfy constraint: Member must not be null.');
-        END IF;
-        IF jsonb_typeof(v) <> 'string' OR v->>0 NOT IN ('LATEST', 'AT_TIMESTAMP', 'TRIM_HORIZON') THEN
-            PERFORM streams._raise('22023', 'ValidationException',
-                format('1 validation error detected: Value ''%s'' at ''startingPosition'' failed to satisfy constraint: Member must satisfy enum value set: [LATEST, AT_TIMESTAMP, TRIM_HORIZON]',
-                       coalesce(v->>0, v::text)));
-        END IF;
-        m.starting_position := v->>0;
-        v := request->'StartingPositionTimestamp';
-        IF m.starting_position = 'AT_TIMESTAMP' THEN
-            -- AWS refuses AT_TIMESTAMP for DynamoDB streams; pg_streams supports it.
-            IF v IS NULL OR v = 'null' THEN
-                PERFORM streams._raise('22023', 'InvalidParameterValueException',
-                    'StartingPositionTimestamp must be provided with StartingPosition AT_TIMESTAMP.');
-            END IF;
-            BEGIN
-                m.starting_timestamp := CASE jsonb_typeof(v) WHEN 'number' THEN to_timestamp((v::text)::double precision)
-                                                               WHEN 'string' THEN (v->>0)::timestamptz END;
-            EXCEPTION WHEN OTHERS THEN
-                m.starting_timestamp := NULL;
-            END;
-            IF m.starting_timestamp IS NULL OR NOT isfinite(m.starting_timestamp) THEN
-                PERFORM streams._raise('22023', 'InvalidParameterValueException',
-                    format('Invalid StartingPositionTimestamp: %s (expected epoch seconds or an ISO 8601 timestamp)', v));
-            END IF;
-        ELSIF v IS NOT NULL AND v <> 'null' THEN
-            PERFORM streams._raise('22023', 'InvalidParameterValueException',
-                'StartingPositionTimestamp is only allowed with StartingPosition AT_TIMESTAMP.');
-        END IF;
+        SELECT p.starting_position, p.starting_timestamp INTO m.starting_position, m.starting_timestamp
+          FROM streams._starting_position(request) AS p;
     END IF;
 
     IF creating OR request ? 'FunctionName' THEN

@@ -48,31 +48,8 @@ BEGIN
     END IF;
 
     IF target ? 'StartingPosition' THEN
-        v := target->'StartingPosition';
-        IF jsonb_typeof(v) <> 'string' OR v->>0 NOT IN ('LATEST', 'AT_TIMESTAMP', 'TRIM_HORIZON') THEN
-            PERFORM streams._raise('22023', 'ValidationException',
-                format('1 validation error detected: Value ''%s'' at ''startingPosition'' failed to satisfy constraint: Member must satisfy enum value set: [LATEST, AT_TIMESTAMP, TRIM_HORIZON]',
-                       coalesce(v->>0, v::text)));
-        END IF;
-        m.starting_position := v->>0;
-        m.starting_timestamp := NULL;
-        v := target->'StartingPositionTimestamp';
-        IF m.starting_position = 'AT_TIMESTAMP' THEN
-            BEGIN
-                m.starting_timestamp := CASE jsonb_typeof(v) WHEN 'number' THEN to_timestamp((v::text)::double precision)
-                                                               WHEN 'string' THEN (v->>0)::timestamptz END;
-            EXCEPTION WHEN OTHERS THEN
-                m.starting_timestamp := NULL;
-            END;
-            IF m.starting_timestamp IS NULL OR NOT isfinite(m.starting_timestamp) THEN
-                PERFORM streams._raise('22023', 'InvalidParameterValueException',
-                    format('StartingPositionTimestamp must be provided with StartingPosition AT_TIMESTAMP (epoch seconds or an ISO 8601 timestamp), not %s',
-                           coalesce(v::text, 'nothing')));
-            END IF;
-        ELSIF v IS NOT NULL AND v <> 'null' THEN
-            PERFORM streams._raise('22023', 'InvalidParameterValueException',
-                'StartingPositionTimestamp is only allowed with StartingPosition AT_TIMESTAMP.');
-        END IF;
+        SELECT p.starting_position, p.starting_timestamp INTO m.starting_position, m.starting_timestamp
+          FROM streams._starting_position(target) AS p;
         UPDATE streams.mapping_shard ms
            SET (ck_lsn, ck_idx) = (SELECT c.lsn, c.idx FROM streams._starting_checkpoint(m, ms.shard) AS c),
                batch_end_lsn = NULL, batch_end_idx = NULL, pending_lsn = '{}', pending_idx = '{}', attempts = 0,
