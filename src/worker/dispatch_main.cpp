@@ -37,16 +37,18 @@ void Run(int32 mapping_id) {
   dispatch::Dispatcher dispatcher(mapping_id);
   uint64 generation = 0;
   for (;;) {
-    PgCall([] {
+    // A reloaded configuration (pg_streams.http_allowed_hosts,
+    // kafka_allowed_brokers) applies to the mapping's targets at once.
+    bool reloaded = PgCall([] {
       CHECK_FOR_INTERRUPTS();
-      if (ConfigReloadPending) {
-        ConfigReloadPending = false;
-        ProcessConfigFile(PGC_SIGHUP);
-      }
+      if (!ConfigReloadPending) return false;
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+      return true;
     });
     if (ExitRequested(my_dbid)) return;
     uint64 now_generation = MappingsGeneration();
-    if (now_generation != generation) {
+    if (now_generation != generation || reloaded) {
       generation = now_generation;
       if (!dispatcher.Reload()) return;
     }
