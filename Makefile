@@ -14,7 +14,7 @@ CLI_SRCS = $(wildcard src/cli/*.cpp)
 CLI_OBJS = $(CLI_SRCS:.cpp=.o)
 PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server)
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-register -fno-omit-frame-pointer -MMD -MP
-SHLIB_LINK  = -lstdc++ -lcurl
+SHLIB_LINK  = -lstdc++ -lcurl -lrdkafka
 
 REGRESS      = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS = --temp-instance=./tmp_regress --temp-config=test/regress.conf \

@@ -25,6 +25,7 @@ namespace {
 char* aws_region = nullptr;
 char* aws_account_id = nullptr;
 char* http_allowed_hosts = nullptr;
+char* kafka_allowed_brokers = nullptr;
 int slot_wait_seconds = 30;
 int max_mappings_per_role = 20;
 bool preloaded = false;
@@ -63,6 +64,10 @@ void _PG_init(void) {
   DefineCustomStringVariable("pg_streams.http_allowed_hosts",
                              "Comma-separated host names HTTP targets may use; empty allows any host.", nullptr,
                              &http_allowed_hosts, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("pg_streams.kafka_allowed_brokers",
+                             "Comma-separated brokers (host, or host:port) Kafka targets may use as bootstrap "
+                             "servers; empty allows any.",
+                             nullptr, &kafka_allowed_brokers, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pg_streams.max_mappings_per_role",
                           "Enabled event source mappings a role may own in a database (each runs a background "
                           "worker); -1: no limit. Superusers are exempt.",

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-wal2json libcurl4-openssl-dev
           libpq-dev nlohmann-json3-dev libipc-run-perl build-essential python3
-          python3-boto3 nodejs)   # python3-boto3, nodejs: test/t/012_sdk_compat.pl
+          python3-boto3 nodejs    # python3-boto3, nodejs: test/t/012_sdk_compat.pl
+          librdkafka-dev kcat)    # Kafka targets; kcat: test/bench
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -200,12 +200,15 @@ Dispatcher::Plan Dispatcher::Fail(Shard& sh, std::vector<Record>& records, size_
     const TargetConfig& d = cfg_.destination;
     if (!d.exists || !d.host_allowed) {
       stats.error = "OnFailure destination function " + cfg_.dest_function +
-                    (d.exists ? " is not in pg_streams.http_allowed_hosts" : " does not exist");
-    } else if (d.http) {
+                    (d.exists ? ": " + NotAllowedText(d) : " does not exist");
+    } else if (d.http || d.kafka) {
       plan.kind = Plan::kSendFailure;
       plan.n = n;
       plan.fail_to = to;
-      plan.request = HttpRequestFor(d, doc, targets::Sha256Hex(cfg_.uuid + "/failure/" + First(records)));
+      if (d.kafka)
+        plan.failure_doc = std::move(doc);
+      else
+        plan.request = HttpRequestFor(d, doc, targets::Sha256Hex(cfg_.uuid + "/failure/" + First(records)));
       plan.records = std::move(records);
       return plan;
     } else {
@@ -379,8 +382,7 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
 
   // A batch that cannot reach its function does not use up retries.
   if (!cfg_.target.exists || !cfg_.target.host_allowed) {
-    stats.error = cfg_.target.exists ? "the host of " + cfg_.target.url + " is not in pg_streams.http_allowed_hosts"
-                                     : "Function not found: " + cfg_.function_arn;
+    stats.error = cfg_.target.exists ? NotAllowedText(cfg_.target) : "Function not found: " + cfg_.function_arn;
     s.retry_at_us = now + BackoffMs(++sh.unavailable) * 1000;
     sh.due_us = s.retry_at_us;
     SetResult(cfg_.target.exists ? "PROBLEM: Function call failed" : "PROBLEM: Function not found");
@@ -559,7 +561,7 @@ void Dispatcher::Step(Shard& sh, int64_t now) {
     spi::Session spi;
     StepStats stats;
     plan = Prepare(sh, now, stats);
-    if (plan.kind == Plan::kInvoke && !cfg_.target.http) {
+    if (plan.kind == Plan::kInvoke && !cfg_.target.http && !cfg_.target.kafka) {
       Outcome o = InvokeSql(sh, plan, stats);
       Apply(sh, plan, o, stats);
       plan.kind = Plan::kNone;
@@ -585,27 +587,34 @@ void Dispatcher::Step(Shard& sh, int64_t now) {
     ~SlotRelease() { worker::ReleaseHttpSlot(); }
   } release;
 
-  // HTTP: no transaction or snapshot is held while the request is in flight.
+  // HTTP and Kafka: no transaction or snapshot is held while the request is in flight.
   if (plan.kind == Plan::kInvoke) {
-    Outcome o = InvokeHttp(plan);
+    Outcome o = cfg_.target.kafka ? InvokeKafka(sh, plan) : InvokeHttp(plan);
     Begin();
     {
       spi::Session spi;
       StepStats stats;
       Apply(sh, plan, o, stats);
       Save(sh, stats);
+      if (o.kafka) NoteKafka(mapping_id_, *o.kafka);
     }
     Commit();
     return;
   }
-  targets::HttpResponse res = targets::HttpPost(plan.request, [] { PgCall([] { CHECK_FOR_INTERRUPTS(); }); });
-  bool sent = res.answered && res.status >= 200 && res.status <= 299;
+  std::string failure_error;
+  bool sent;
+  if (cfg_.destination.kafka) {
+    sent = ProduceFailureRecord(cfg_.destination, plan.failure_doc, cfg_.stream_arn, sh.state.shard_id, &failure_error);
+  } else {
+    targets::HttpResponse res = targets::HttpPost(plan.request, [] { PgCall([] { CHECK_FOR_INTERRUPTS(); }); });
+    sent = res.answered && res.status >= 200 && res.status <= 299;
+    if (!sent) failure_error = res.answered ? HttpErrorText(plan.request, res) : res.error;
+  }
   Begin();
   {
     spi::Session spi;
     StepStats stats;
-    if (!sent)
-      stats.error = "OnFailure destination: " + (res.answered ? HttpErrorText(plan.request, res) : res.error);
+    if (!sent) stats.error = "OnFailure destination: " + failure_error;
     AfterFailure(sh, plan.records, plan.n, plan.fail_to, sent, NowUs(), stats);
     Save(sh, stats);
   }

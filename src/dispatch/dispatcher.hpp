@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dispatch/kafka.hpp"
 #include "dispatch/model.hpp"
 #include "dispatch/policy.hpp"
 #include "dispatch/store.hpp"
@@ -83,6 +84,7 @@ class Dispatcher {
     bool throttled = false;
     std::optional<double> retry_after_s;
     std::optional<std::string> error;
+    std::optional<KafkaNote> kafka;  // a Kafka target's counters
   };
 
   void Step(Shard& shard, int64_t now);
@@ -94,6 +96,7 @@ class Dispatcher {
                     StepStats& stats, bool count_sent = true);
   Outcome InvokeSql(Shard& shard, const Plan& plan, StepStats& stats);
   Outcome InvokeHttp(const Plan& plan);
+  Outcome InvokeKafka(const Shard& shard, const Plan& plan);  // invoke_kafka.cpp
   void Apply(Shard& shard, const Plan& plan, const Outcome& outcome, StepStats& stats);
   targets::HttpRequest HttpRequestFor(const TargetConfig& target, const std::string& body, const std::string& key);
   void Save(Shard& shard, const StepStats& stats);

@@ -46,6 +46,9 @@ struct TargetConfig {
   bool host_allowed = true;
   int32_t function_id = 0;
   int max_concurrency = 0;  // 0: no cap
+  bool kafka = false;        // a Kafka topic (dispatch/kafka.hpp): url holds bootstrap.servers
+  std::string kafka_topic;
+  std::string kafka_settings;  // JSON object of librdkafka settings, secrets included
 };
 
 struct MappingConfig {

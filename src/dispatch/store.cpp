@@ -6,6 +6,7 @@
 #include "mapping/ids.hpp"  // first: it must not see PostgreSQL headers
 #include "boundary/spi.hpp"
 #include "dispatch/store.hpp"
+#include "dispatch/kafka.hpp"
 
 extern "C" {
 #include "access/xlog.h"
@@ -98,6 +99,7 @@ TargetConfig LoadTarget(const std::string& name, uint32_t owner) {
   t.host_allowed = spi::Bool(0, 9).value_or(true);
   t.function_id = spi::Int32(0, 10).value_or(0);
   t.max_concurrency = spi::Int32(0, 11).value_or(0);
+  if (*kind == "kafka") LoadKafkaTarget(&t);
   return t;
 }
 

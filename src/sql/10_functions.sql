@@ -6,17 +6,21 @@
 -- A registered target. kind 'sql': a function handler(event jsonb) returning
 -- jsonb, json or void, run as the owner of the mapping that invokes it.
 -- kind 'http': an endpoint receiving the event as a JSON POST.
+-- kind 'kafka': a Kafka topic receiving each record as a message (15_kafka.sql).
 CREATE TABLE streams.function (
     function_id     integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     function_name   text        NOT NULL UNIQUE,
     function_arn    text        NOT NULL UNIQUE,
-    kind            text        NOT NULL CHECK (kind IN ('sql', 'http')),
+    kind            text        NOT NULL CHECK (kind IN ('sql', 'http', 'kafka')),
     handler         regprocedure,
     url             text,
     http_headers    jsonb,                 -- non-secret extra headers
     verify_tls      boolean,
     ca_file         text,
     max_concurrency integer,               -- requests in flight across mappings; NULL: no cap
+    kafka_bootstrap text,                  -- kafka: bootstrap.servers
+    kafka_topic     text,                  -- kafka: the topic
+    kafka_settings  jsonb,                 -- kafka: non-secret librdkafka settings
     timeout_seconds integer     NOT NULL CHECK (timeout_seconds BETWEEN 1 AND 900),
     description     text        NOT NULL DEFAULT '',
     owner           regrole     NOT NULL,
@@ -30,7 +34,8 @@ REVOKE ALL ON streams.function FROM PUBLIC;
 CREATE TABLE streams.function_secret (
     function_id    integer PRIMARY KEY,
     secret_headers jsonb,
-    signing_secret text
+    signing_secret text,
+    kafka_secrets  jsonb                   -- kafka: sasl.password, ssl.key.password, ...
 );
 REVOKE ALL ON streams.function_secret FROM PUBLIC;
 
@@ -77,19 +82,26 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
         'FunctionName', f.function_name,
         'FunctionArn', f.function_arn,
-        'Runtime', CASE f.kind WHEN 'sql' THEN 'postgresql-sql' ELSE 'http' END,
+        'Runtime', CASE f.kind WHEN 'sql' THEN 'postgresql-sql' ELSE f.kind END,
         'Timeout', f.timeout_seconds,
         'Description', f.description,
         'LastModified', to_char(f.last_modified AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"+0000"'),
-        'State', CASE WHEN f.kind = 'http' OR EXISTS (SELECT 1 FROM pg_proc WHERE oid = f.handler)
+        'State', CASE WHEN f.kind <> 'sql' OR EXISTS (SELECT 1 FROM pg_proc WHERE oid = f.handler)
                       THEN 'Active' ELSE 'Failed' END,
         'Owner', (SELECT rolname FROM pg_roles WHERE oid = f.owner))
     || CASE WHEN f.kind = 'sql' THEN jsonb_build_object('Handler', f.handler::text)
+       -- Kafka functions: settings only to members of the owner, secrets by name only.
+       WHEN f.kind = 'kafka' THEN jsonb_build_object('BootstrapServers', f.kafka_bootstrap, 'Topic', f.kafka_topic)
+            || CASE WHEN pg_has_role(streams._caller(), f.owner, 'USAGE')
+                    THEN jsonb_build_object('Settings', f.kafka_settings) ELSE '{}'::jsonb END
+            || jsonb_build_object('SecretSettings', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]'::jsonb)
+                                  FROM streams.function_secret fs, jsonb_object_keys(coalesce(fs.kafka_secrets, '{}')) k
+                                  WHERE fs.function_id = f.function_id))
        WHEN pg_has_role(streams._caller(), f.owner, 'USAGE') THEN
             jsonb_build_object('Url', f.url, 'Headers', f.http_headers, 'CaFile', f.ca_file)
        ELSE jsonb_build_object('Url', streams._url_origin(f.url))
        END
-    || CASE f.kind WHEN 'sql' THEN '{}'::jsonb
+    || CASE WHEN f.kind <> 'http' THEN '{}'::jsonb
        ELSE jsonb_build_object('VerifyTls', f.verify_tls, 'MaxConcurrency', f.max_concurrency,
                 -- secrets: names only, never values
                 'SecretHeaders', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]'::jsonb)

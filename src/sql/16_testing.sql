@@ -187,6 +187,10 @@ BEGIN
     IF event IS NULL THEN
         PERFORM streams._raise('22023', 'InvalidRequestContentException', 'event must not be null');
     END IF;
+    IF f.kind = 'kafka' THEN
+        PERFORM streams._raise('22023', 'InvalidParameterValueException',
+            format('function %s is a Kafka topic: streams.invoke calls SQL and HTTP functions only', f.function_name));
+    END IF;
     IF f.kind = 'sql' THEN
         RETURN streams._invoke_sql(caller, f.handler, f.timeout_seconds, event, search_path);
     END IF;
