@@ -194,6 +194,32 @@ SELECT owner::regrole, record FROM streams.failed_batches ORDER BY id;
 DELETE FROM streams.failed_batches;
 
 ------------------------------------------------------------------------
+-- A SQL target keeps its handler by name (pg_upgrade changes function
+-- OIDs), but a function of that name created by another role after the
+-- handler was dropped is not the handler: it is never called.
+------------------------------------------------------------------------
+CREATE SCHEMA sec_shared;
+GRANT USAGE, CREATE ON SCHEMA sec_shared TO regress_sec_app, regress_sec_intruder;
+SET ROLE regress_sec_app;
+CREATE FUNCTION sec_shared.h2(e jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{"by": "app"}'::jsonb $$;
+SELECT streams.create_function('sec-shared', 'sec_shared.h2(jsonb)')->>'Handler' AS handler;
+SELECT streams.invoke('sec-shared', '{}') AS app_handler_called;
+DROP FUNCTION sec_shared.h2(jsonb);
+SET ROLE regress_sec_intruder;
+CREATE FUNCTION sec_shared.h2(e jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{"by": "intruder"}'::jsonb $$;
+GRANT EXECUTE ON FUNCTION sec_shared.h2(jsonb) TO regress_sec_app;
+SET ROLE regress_sec_app;
+SELECT streams.get_function('sec-shared')->'Configuration'->>'State' AS state_with_intruders_function;
+SELECT pgs_try($$SELECT streams.invoke('sec-shared', '{}')$$) AS intruders_function_not_called;
+RESET ROLE;
+DROP FUNCTION sec_shared.h2(jsonb);
+SET ROLE regress_sec_app;
+CREATE FUNCTION sec_shared.h2(e jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{"by": "app, again"}'::jsonb $$;
+SELECT streams.get_function('sec-shared')->'Configuration'->>'State' AS state_created_again;
+SELECT streams.invoke('sec-shared', '{}') AS handler_created_again_called;
+RESET ROLE;
+
+------------------------------------------------------------------------
 -- Clean up.
 ------------------------------------------------------------------------
 DO $$
@@ -208,7 +234,7 @@ END $$;
 SELECT streams.delete_function(f->>'FunctionName')
 FROM jsonb_array_elements(streams.list_functions()->'Functions') AS f;
 SELECT streams.disable_stream('sec_s.t') IS NOT NULL AS disabled, streams.disable_stream('sec_i.t') IS NOT NULL AS disabled;
-DROP SCHEMA sec_s, sec_i CASCADE;
+DROP SCHEMA sec_s, sec_i, sec_shared CASCADE;
 REVOKE EXECUTE ON FUNCTION streams.create_http_function(text, text, jsonb),
     streams.create_http_function(text, text, text) FROM regress_sec_app;
 DROP ROLE regress_sec_member, regress_sec_bypass, regress_sec_app, regress_sec_intruder;

@@ -86,7 +86,9 @@ void _PG_init(void) {
   if (!process_shared_preload_libraries_in_progress) return;
   preloaded = true;
   pgs::worker::InstallShmemHooks();
-  pgs::worker::RegisterLauncherWorker();
+  // pg_upgrade starts both clusters in binary upgrade mode: capture nothing
+  // there (no slot in the cluster being built, no worker on the old one).
+  if (!IsBinaryUpgrade) pgs::worker::RegisterLauncherWorker();
   pgs::worker::InstallBackendHooks();
 }
 

@@ -4,7 +4,14 @@
 --------------------------------------------------------------------------
 
 -- A registered target. kind 'sql': a function handler(event jsonb) returning
--- jsonb, json or void, run as the owner of the mapping that invokes it.
+-- jsonb, json or void, run as the owner of the mapping that invokes it. The
+-- handler is kept by its qualified name and argument types (as regprocedure
+-- shows it with search_path = pg_catalog), not by OID: pg_upgrade gives
+-- functions new OIDs and refuses tables with regprocedure columns. It is
+-- found again by that name (streams._handler_oid) only while it belongs to
+-- handler_owner (its owner when the target was created), the target's owner
+-- or a superuser: a function of the same name created by another role after
+-- the handler was dropped is not called.
 -- kind 'http': an endpoint receiving the event as a JSON POST.
 -- kind 'kafka': a Kafka topic receiving each record as a message (15_kafka.sql).
 CREATE TABLE streams.function (
@@ -12,7 +19,8 @@ CREATE TABLE streams.function (
     function_name   text        NOT NULL UNIQUE,
     function_arn    text        NOT NULL UNIQUE,
     kind            text        NOT NULL CHECK (kind IN ('sql', 'http', 'kafka')),
-    handler         regprocedure,
+    handler         text,
+    handler_owner   regrole,
     url             text,
     http_headers    jsonb,                 -- non-secret extra headers
     verify_tls      boolean,
@@ -77,6 +85,16 @@ $$;
 -- A function's description (GetFunction's Configuration). HTTP functions:
 -- the URL's path and query string, Headers and CaFile are shown only to
 -- members of the function's owner; others see the URL's scheme, host and port.
+-- The function a SQL target's handler names now, or NULL (dropped, renamed,
+-- or owned by a role it may not be trusted from, see streams.function).
+CREATE FUNCTION streams._handler_oid(f streams.function) RETURNS oid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT p.oid FROM pg_proc p
+    WHERE p.oid = to_regprocedure(f.handler)
+      AND (p.proowner = f.handler_owner OR p.proowner = f.owner
+           OR (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = p.proowner))
+$$;
+
 CREATE FUNCTION streams._function_doc(f streams.function) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT jsonb_build_object(
@@ -86,10 +104,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'Timeout', f.timeout_seconds,
         'Description', f.description,
         'LastModified', to_char(f.last_modified AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"+0000"'),
-        'State', CASE WHEN f.kind <> 'sql' OR EXISTS (SELECT 1 FROM pg_proc WHERE oid = f.handler)
+        'State', CASE WHEN f.kind <> 'sql' OR streams._handler_oid(f) IS NOT NULL
                       THEN 'Active' ELSE 'Failed' END,
         'Owner', (SELECT rolname FROM pg_roles WHERE oid = f.owner))
-    || CASE WHEN f.kind = 'sql' THEN jsonb_build_object('Handler', f.handler::text)
+    || CASE WHEN f.kind = 'sql' THEN jsonb_build_object('Handler', f.handler)
        -- Kafka functions: settings only to members of the owner, secrets by name only.
        WHEN f.kind = 'kafka' THEN jsonb_build_object('BootstrapServers', f.kafka_bootstrap, 'Topic', f.kafka_topic)
             || CASE WHEN pg_has_role(streams._caller(), f.owner, 'USAGE')
@@ -144,6 +162,7 @@ BEGIN
 END $$;
 
 REVOKE ALL ON FUNCTION streams._function_arn(text), streams._function_name_of(text), streams._url_origin(text),
+    streams._handler_oid(streams.function),
     streams._find_function(text), streams._function_doc(streams.function),
     streams._check_function_name(text), streams._check_timeout(integer),
     streams._check_function_owner(streams.function) FROM PUBLIC;
@@ -181,9 +200,9 @@ BEGIN
         PERFORM streams._raise('42710', 'ResourceConflictException',
             format('Function already exist: %s', function_name));
     END IF;
-    INSERT INTO streams.function (function_name, function_arn, kind, handler, timeout_seconds, description,
-                                  owner, last_modified)
-    VALUES (function_name, streams._function_arn(function_name), 'sql', handler, timeout,
+    INSERT INTO streams.function (function_name, function_arn, kind, handler, handler_owner, timeout_seconds,
+                                  description, owner, last_modified)
+    VALUES (function_name, streams._function_arn(function_name), 'sql', handler::text, p.proowner, timeout,
             coalesce(description, ''), caller, clock_timestamp())
     RETURNING * INTO f;
     PERFORM streams._mappings_changed();  -- mappings waiting for a function of this name

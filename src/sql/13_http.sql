@@ -151,7 +151,7 @@ CREATE FUNCTION streams._target_config(p_name text, p_owner oid,
     OUT verify_tls boolean, OUT ca_file text, OUT signing_secret text, OUT host_allowed boolean,
     OUT function_id integer, OUT max_concurrency integer)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT f.kind, f.handler::oid::bigint, f.timeout_seconds * 1000, f.url,
+    SELECT f.kind, streams._handler_oid(f)::bigint, f.timeout_seconds * 1000, f.url,
            (SELECT string_agg(key || ': ' || value, E'\n' ORDER BY key)
             FROM jsonb_each_text(coalesce(f.http_headers, '{}') || coalesce(fs.secret_headers, '{}'))),
            f.verify_tls, f.ca_file, fs.signing_secret,

@@ -192,7 +192,12 @@ BEGIN
             format('function %s is a Kafka topic: streams.invoke calls SQL and HTTP functions only', f.function_name));
     END IF;
     IF f.kind = 'sql' THEN
-        RETURN streams._invoke_sql(caller, f.handler, f.timeout_seconds, event, search_path);
+        IF streams._handler_oid(f) IS NULL THEN
+            PERFORM streams._raise('42883', 'ResourceNotFoundException',
+                format('handler %s of function %s does not exist', f.handler, f.function_name),
+                'It was dropped or renamed, or it belongs to another role than when the function was created.');
+        END IF;
+        RETURN streams._invoke_sql(caller, streams._handler_oid(f), f.timeout_seconds, event, search_path);
     END IF;
     RETURN streams._invoke_http(f.function_name, f.owner, event);
 END $$;

@@ -7,19 +7,20 @@
 -- of those streams and the failed batches. Stored records, positions
 -- (mapping_shard) and counters are not dumped: their LSNs mean nothing in
 -- another database or cluster. A disabled stream would come back empty and is
--- left out, with its mappings. Rows naming a role, table or function that no
+-- left out, with its mappings. Rows naming a role or table that no
 -- longer exists are left out too: its number would stand for whatever has
--- that OID where the dump is restored. (pg_dump runs the filters with
+-- that OID where the dump is restored. SQL targets name their handler by its
+-- qualified name, so they are dumped also when it is gone. (pg_dump runs the filters with
 -- search_path = '', so every name in them is qualified.)
 SELECT pg_catalog.pg_extension_config_dump('streams.stream', $$
     WHERE status = 'ENABLED' AND owner IN (SELECT oid FROM pg_catalog.pg_roles)$$);
 SELECT pg_catalog.pg_extension_config_dump('streams.function', $$
     WHERE owner IN (SELECT oid FROM pg_catalog.pg_roles)
-      AND (handler IS NULL OR handler IN (SELECT oid FROM pg_catalog.pg_proc))$$);
+      AND (handler_owner IS NULL OR handler_owner IN (SELECT oid FROM pg_catalog.pg_roles))$$);
 SELECT pg_catalog.pg_extension_config_dump('streams.function_secret', $$
     WHERE function_id IN (SELECT f.function_id FROM streams.function f
                           WHERE f.owner IN (SELECT oid FROM pg_catalog.pg_roles)
-                            AND (f.handler IS NULL OR f.handler IN (SELECT oid FROM pg_catalog.pg_proc)))$$);
+                            AND (f.handler_owner IS NULL OR f.handler_owner IN (SELECT oid FROM pg_catalog.pg_roles)))$$);
 SELECT pg_catalog.pg_extension_config_dump('streams.event_source_mapping', $$
     WHERE stream_id IN (SELECT s.stream_id FROM streams.stream s
                         WHERE s.status = 'ENABLED' AND s.owner IN (SELECT oid FROM pg_catalog.pg_roles))

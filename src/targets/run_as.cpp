@@ -144,6 +144,10 @@ namespace {
 // since it was registered): a function of one jsonb or json argument
 // returning jsonb, json or void. Anything else is the call's ERROR.
 void CheckHandler(Oid handler, Oid* argtype, Oid* rettype) {
+  if (handler == InvalidOid)  // streams._handler_oid found none
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION), errmsg("the handler function does not exist"),
+                    errhint("It was dropped or renamed, or it belongs to another role than when the target was "
+                            "created. A handler created again is used once the mapping is updated.")));
   HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(handler));
   if (!HeapTupleIsValid(tup))
     ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION), errmsg("handler function (oid %u) does not exist", handler)));

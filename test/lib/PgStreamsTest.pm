@@ -11,7 +11,8 @@ use IPC::Run;
 
 our @EXPORT = qw(new_streams_node wait_for_worker stream_count start_sink count_log_lines);
 
-# A started node with pg_streams preloaded and logical decoding on.
+# A started node with pg_streams preloaded and logical decoding on
+# (not started with no_start => 1).
 sub new_streams_node
 {
 	my ($name, %opts) = @_;
@@ -29,7 +30,7 @@ pg_streams.max_dispatchers = 36
 restart_after_crash = on
 CONF
 	$node->append_conf('postgresql.conf', $opts{extra_conf}) if $opts{extra_conf};
-	$node->start;
+	$node->start unless $opts{no_start};
 	return $node;
 }
 
