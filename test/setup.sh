@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-wal2json libcurl4-openssl-dev
-          libpq-dev nlohmann-json3-dev libipc-run-perl build-essential python3
+          libpq-dev nlohmann-json3-dev rapidjson-dev libipc-run-perl build-essential python3
           python3-boto3 nodejs    # python3-boto3, nodejs: test/t/012_sdk_compat.pl
           librdkafka-dev kcat)    # Kafka targets; kcat: test/bench
 missing=()

@@ -17,9 +17,13 @@
 #include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 
 #include "filter/compiled.hpp"
 #include "filter/filter.hpp"
+#include "filter/prefilter.hpp"
 
 namespace pgs::filter {
 namespace {
@@ -132,14 +136,36 @@ struct Validator {
   }
 };
 
+// rapidjson's reader keeps a stack for the string it is reading; it comes
+// from operator new like every other allocation of the matcher, and the
+// reader (with that stack) is kept between events.
+struct NewAllocator {
+  static const bool kNeedFree = true;
+  void* Malloc(size_t size) { return size ? ::operator new(size) : nullptr; }
+  void* Realloc(void* old, size_t old_size, size_t new_size) {
+    if (new_size == 0) {
+      Free(old);
+      return nullptr;
+    }
+    void* p = ::operator new(new_size);
+    if (old != nullptr) memcpy(p, old, std::min(old_size, new_size));
+    Free(old);
+    return p;
+  }
+  static void Free(void* p) { ::operator delete(p); }
+};
+
+using Reader = rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>, NewAllocator>;
+// Strings are checked to be UTF-8 (as nlohmann's lexer does), numbers read
+// exactly (strtod's result, as nlohmann does).
+constexpr unsigned kReadFlags = rapidjson::kParseValidateEncodingFlag | rapidjson::kParseFullPrecisionFlag;
+
 }  // namespace
 
 struct Filter::Impl {
   Compiled c;
   std::vector<uint32_t> empty_ok;  // rules that hold for an event without any of their fields
-  // Per rule and field, texts of which the event must contain one for the
-  // rule to match (see Needles).
-  std::vector<std::vector<std::vector<std::string>>> needles;
+  Prefilter prefilter;  // decides most events a selective filter drops
 
   // Per event (kept between events for their capacity).
   struct Frame {
@@ -156,6 +182,7 @@ struct Filter::Impl {
   bool done = false;
   std::string folded;
   std::string error;
+  Reader reader;
 
   void Reset() {
     frames.clear();
@@ -261,7 +288,7 @@ struct Filter::Impl {
     return true;
   }
 
-  void Key(const std::string& k) {
+  void Key(std::string_view k) {
     int node = frames.back().node;
     size_t start = 0;
     while (node >= 0) {
@@ -295,8 +322,8 @@ namespace {
 
 struct MatchSax {
   Filter::Impl* m;
-  bool null() { return m->OnLeaf(Leaf{}); }
-  bool boolean(bool v) {
+  bool Null() { return m->OnLeaf(Leaf{}); }
+  bool Bool(bool v) {
     Leaf l;
     l.type = Leaf::kBool;
     l.b = v;
@@ -308,78 +335,27 @@ struct MatchSax {
     l.d = d;
     return m->OnLeaf(l);
   }
-  bool number_integer(int64_t v) { return Number(static_cast<double>(v)); }
-  bool number_unsigned(uint64_t v) { return Number(static_cast<double>(v)); }
-  bool number_float(double v, const std::string&) { return Number(v); }
-  bool string(std::string& v) {
+  bool Int(int v) { return Number(static_cast<double>(v)); }
+  bool Uint(unsigned v) { return Number(static_cast<double>(v)); }
+  bool Int64(int64_t v) { return Number(static_cast<double>(v)); }
+  bool Uint64(uint64_t v) { return Number(static_cast<double>(v)); }
+  bool Double(double v) { return Number(v); }
+  bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }  // not asked for
+  bool String(const char* s, rapidjson::SizeType n, bool) {
     Leaf l;
     l.type = Leaf::kString;
-    l.s = v;
+    l.s = std::string_view(s, n);
     return m->OnLeaf(l);
   }
-  bool binary(nlohmann::json::binary_t&) { return false; }
-  bool start_object(size_t) { return m->Open(false); }
-  bool start_array(size_t) { return m->Open(true); }
-  bool end_object() { return m->Close(); }
-  bool end_array() { return m->Close(); }
-  bool key(std::string& k) {
-    m->Key(k);
+  bool StartObject() { return m->Open(false); }
+  bool StartArray() { return m->Open(true); }
+  bool EndObject(rapidjson::SizeType) { return m->Close(); }
+  bool EndArray(rapidjson::SizeType) { return m->Close(); }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    m->Key(std::string_view(s, n));
     return true;
   }
-  bool parse_error(size_t, const std::string&, const nlohmann::detail::exception& ex) {
-    if (m->error.empty()) m->error = "the event is not valid JSON: " + JsonMessage(ex.what());
-    return false;
-  }
 };
-
-
-// A field that must equal one of some strings (or start or end with one)
-// can only match an event whose text holds one of them, quoted as JSON
-// writes it. Without a backslash in the event, every string in it is written
-// so: an event that lacks such a text for some field of every rule is
-// decided without being parsed. Most records a selective filter drops end
-// here.
-std::vector<std::vector<std::string>> Needles(const Rule& rule) {
-  std::vector<std::vector<std::string>> out;
-  for (const Field& f : rule.fields) {
-    if (f.absent_ok || f.ops.empty()) continue;
-    std::vector<std::string> texts;
-    for (const Operator& op : f.ops) {
-      std::string quoted = nlohmann::json(op.str).dump();  // "text" as JSON writes it
-      if (op.kind == Operator::kExactString) {
-        texts.push_back(quoted);
-      } else if (op.kind == Operator::kPrefix && !op.str.empty()) {
-        texts.push_back(quoted.substr(0, quoted.size() - 1));
-      } else if (op.kind == Operator::kSuffix && !op.str.empty()) {
-        texts.push_back(quoted.substr(1));
-      } else {
-        texts.clear();
-        break;
-      }
-    }
-    if (!texts.empty()) out.push_back(std::move(texts));
-  }
-  return out;
-}
-
-// False when no rule can match the event (see Needles).
-bool MayMatch(const Filter::Impl& m, std::string_view event) {
-  if (memchr(event.data(), '\\', event.size()) != nullptr) return true;
-  for (const auto& fields : m.needles) {
-    bool possible = true;
-    for (const auto& texts : fields) {
-      bool found = false;
-      for (const std::string& t : texts)
-        found = found || memmem(event.data(), event.size(), t.data(), t.size()) != nullptr;
-      if (!found) {
-        possible = false;
-        break;
-      }
-    }
-    if (possible) return true;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -387,7 +363,7 @@ Filter::Filter(const std::vector<std::string>& patterns) : impl_(std::make_uniqu
   impl_->c = Compile(patterns);
   for (uint32_t i = 0; i < impl_->c.rules.size(); ++i) {
     if (Satisfied(impl_->c.rules[i], 0, 0)) impl_->empty_ok.push_back(i);
-    impl_->needles.push_back(Needles(impl_->c.rules[i]));
+    impl_->prefilter.AddRule(impl_->c.rules[i]);
   }
 }
 
@@ -397,11 +373,17 @@ Filter& Filter::operator=(Filter&&) noexcept = default;
 
 Filter::Result Filter::Match(std::string_view event) {
   Impl& m = *impl_;
-  if (!MayMatch(m, event)) return Result::kNoMatch;
+  if (!m.prefilter.MayMatch(event)) return Result::kNoMatch;
   m.Reset();
   MatchSax sax{&m};
-  bool ok = nlohmann::json::sax_parse(event.begin(), event.end(), &sax);
-  if (!ok && !m.done) return Result::kBadEvent;
+  rapidjson::MemoryStream in(event.data(), event.size());
+  rapidjson::ParseResult ok = m.reader.Parse<kReadFlags>(in, sax);
+  if (!ok && !m.done) {
+    if (m.error.empty())
+      m.error = std::string("the event is not valid JSON: ") + rapidjson::GetParseError_En(ok.Code()) +
+                " at byte " + std::to_string(ok.Offset());
+    return Result::kBadEvent;
+  }
   return m.Evaluate() ? Result::kMatch : Result::kNoMatch;
 }
 
