@@ -31,7 +31,6 @@ constexpr int kMaxBatchRecords = 10000;
 constexpr int64_t kIdle = INT64_MAX / 4;
 constexpr int64_t kConcurrencyWaitUs = 20000;  // re-check a full MaxConcurrency after 20 ms
 constexpr int64_t kAccessRecheckMs = 5000;      // a GRANT does not wake dispatchers: re-check this often
-constexpr int kScanChunk = 1000;                 // records read at a time while filtering
 constexpr int64_t kMaxScan = 100000;             // records a step looks at for one batch, at most
 
 void Begin() { PgCall([] { worker::BeginWork(); }); }
@@ -270,26 +269,32 @@ Dispatcher::Scan Dispatcher::ReadMatching(const ShardState& s, filter::Filter* f
     return scan;
   }
   // Filtered records are dropped as they are read: memory holds the batch.
-  Position cursor = s.checkpoint;
-  for (;;) {
-    std::vector<Record> chunk = ReadRecords(cfg_, s.shard, cursor, s.batch_end, kScanChunk);
-    for (Record& r : chunk) {
-      ++scan.seen;
-      scan.last_seen = r.pos;
-      scan.last_seen_arrival_us = r.arrival_us;
-      if (f->Match(r.text) != filter::Filter::Result::kNoMatch) {  // an event it cannot read is delivered
-        scan.records.push_back(std::move(r));
-        scan.seen_upto.push_back(scan.seen);
-        if (static_cast<int>(scan.records.size()) >= want) return scan;
-      }
+  // A filter that names neither eventID nor dynamodb.SequenceNumber sees
+  // the record as stored; only the records it keeps are spliced.
+  const bool stored_ok = !f->Reads("eventID") && !f->Reads("dynamodb.SequenceNumber");
+  Record spliced;
+  ForEachStored(cfg_, s.shard, s.checkpoint, s.batch_end, [&](const StoredRecord& r) {
+    ++scan.seen;
+    scan.last_seen = r.pos;
+    scan.last_seen_arrival_us = r.arrival_us;
+    if (!stored_ok) Splice(r, &spliced);
+    // An event the filter cannot read is delivered.
+    if (f->Match(stored_ok ? r.text : spliced.text) != filter::Filter::Result::kNoMatch) {
+      scan.records.emplace_back();
+      if (stored_ok)
+        Splice(r, &scan.records.back());
+      else
+        std::swap(scan.records.back(), spliced);
+      scan.seen_upto.push_back(scan.seen);
+      if (static_cast<int>(scan.records.size()) >= want) return false;
     }
-    if (static_cast<int>(chunk.size()) < kScanChunk) return scan;  // no more records (up to batch_end)
     if (!s.batch_end && scan.seen >= kMaxScan) {
       scan.capped = true;
-      return scan;
+      return false;
     }
-    cursor = chunk.back().pos;
-  }
+    return true;
+  });
+  return scan;
 }
 
 // May the mapping's owner still read the stream and use its function? If

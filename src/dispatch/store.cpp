@@ -152,10 +152,20 @@ namespace {
 // memory instead of unpacking the same row again. Rows never change once
 // appended; `valid_from` is the position after which the row holds the next
 // record (it was read as the first row whose end lies after it).
+// The records are kept as stored (without eventID and SequenceNumber, see
+// mapping::SpliceRecord), all texts in one buffer: a record is spliced when
+// it is read, and a filter can look at it before that (ForEachStored).
 struct CachedRow {
   Position valid_from;
   Position last;
-  std::vector<Record> records;
+  struct Entry {
+    Position pos;
+    int64_t arrival_us;
+    size_t offset, length;  // in texts
+  };
+  std::vector<Entry> entries;
+  std::string texts;
+  bool empty() const { return entries.empty(); }
 };
 
 std::map<std::pair<int32_t, int32_t>, CachedRow>& RowCache() {
@@ -201,46 +211,65 @@ bool FetchRow(int32_t stream_id, int32_t shard, Position cur, CachedRow* out) {
       elog(ERROR, "pg_streams: a stored row has arrays of different lengths");
     return r;
   });
-  out->records.clear();
-  out->records.reserve(row.n);
-  const uint64_t system_id = GetSystemIdentifier();  // cannot fail
+  out->entries.clear();
+  out->texts.clear();
+  size_t bytes = 0;
+  for (int i = 0; i < row.n; ++i) bytes += VARSIZE_ANY_EXHDR(DatumGetPointer(row.records[i]));
+  out->entries.reserve(row.n);
+  out->texts.reserve(bytes);
   for (int i = 0; i < row.n; ++i) {
-    Record rec;
-    rec.pos = {DatumGetInt64(row.lsns[i]), DatumGetInt32(row.idxs[i])};
-    rec.arrival_us = DatumGetTimestampTz(row.arrivals[i]) + kUnixToPgUs;
     auto* t = reinterpret_cast<const varlena*>(DatumGetPointer(row.records[i]));
-    int len = static_cast<int>(VARSIZE_ANY_EXHDR(t));
-    rec.text.resize(static_cast<size_t>(len) + mapping::kSpliceExtra);
-    rec.text.resize(static_cast<size_t>(mapping::SpliceRecord(VARDATA_ANY(t), len, system_id, rec.pos.lsn,
-                                                              static_cast<uint32_t>(rec.pos.idx), rec.text.data())));
-    out->records.push_back(std::move(rec));
+    size_t len = VARSIZE_ANY_EXHDR(t);
+    out->entries.push_back({{DatumGetInt64(row.lsns[i]), DatumGetInt32(row.idxs[i])},
+                            DatumGetTimestampTz(row.arrivals[i]) + kUnixToPgUs, out->texts.size(), len});
+    out->texts.append(VARDATA_ANY(t), len);
   }
   return true;
 }
 
 }  // namespace
 
-std::vector<Record> ReadRecords(const MappingConfig& cfg, int32_t shard, Position after,
-                                std::optional<Position> upto, int limit) {
+void ForEachStored(const MappingConfig& cfg, int32_t shard, Position after, std::optional<Position> upto,
+                   const std::function<bool(const StoredRecord&)>& visit) {
   Position end = upto.value_or(Position{INT64_MAX, INT32_MAX});
   int64_t start_us = cfg.start_us.value_or(INT64_MIN);
   CachedRow& row = RowCache()[{cfg.stream_id, shard}];
-  std::vector<Record> out;
   Position cur = after;
-  while (static_cast<int>(out.size()) < limit && cur < end) {
-    bool cached = !row.records.empty() && row.valid_from <= cur && cur < row.last;
+  while (cur < end) {
+    bool cached = !row.empty() && row.valid_from <= cur && cur < row.last;
     if (!cached && !FetchRow(cfg.stream_id, shard, cur, &row)) {
       row = CachedRow{};
-      break;
+      return;
     }
-    for (const Record& r : row.records) {
-      if (static_cast<int>(out.size()) >= limit || end < r.pos) break;
-      if (r.pos <= cur) continue;
-      if (r.arrival_us >= start_us) out.push_back(r);  // AT_TIMESTAMP skips older records
+    for (const CachedRow::Entry& e : row.entries) {
+      if (end < e.pos) return;
+      if (e.pos <= cur) continue;
+      if (e.arrival_us < start_us) continue;  // AT_TIMESTAMP skips older records
+      if (!visit({e.pos, e.arrival_us, std::string_view(row.texts.data() + e.offset, e.length)})) return;
     }
-    if (static_cast<int>(out.size()) >= limit) break;
     cur = row.last;
   }
+}
+
+void Splice(const StoredRecord& stored, Record* out) {
+  static const uint64_t system_id = GetSystemIdentifier();  // cannot fail
+  out->pos = stored.pos;
+  out->arrival_us = stored.arrival_us;
+  out->text.resize(stored.text.size() + mapping::kSpliceExtra);
+  out->text.resize(static_cast<size_t>(mapping::SpliceRecord(stored.text.data(), static_cast<int>(stored.text.size()),
+                                                             system_id, static_cast<uint64_t>(stored.pos.lsn),
+                                                             static_cast<uint32_t>(stored.pos.idx), out->text.data())));
+}
+
+std::vector<Record> ReadRecords(const MappingConfig& cfg, int32_t shard, Position after,
+                                std::optional<Position> upto, int limit) {
+  std::vector<Record> out;
+  if (limit <= 0) return out;
+  ForEachStored(cfg, shard, after, upto, [&](const StoredRecord& r) {
+    out.emplace_back();
+    Splice(r, &out.back());
+    return static_cast<int>(out.size()) < limit;
+  });
   return out;
 }
 

@@ -2,8 +2,10 @@
 // worker's user, inside the caller's transaction, SPI connected).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dispatch/model.hpp"
@@ -33,6 +35,20 @@ struct AccessProblem {
   std::string error;   // last_error
 };
 std::optional<AccessProblem> CheckAccess(int32_t mapping_id);
+
+// A record as stored: its text lacks eventID and dynamodb.SequenceNumber
+// (Splice puts them in). `text` lives until the next read of the shard.
+struct StoredRecord {
+  Position pos;
+  int64_t arrival_us;
+  std::string_view text;
+};
+// Calls `visit` for the records after `after` (and at or before `upto`),
+// oldest first, until it returns false or there are no more.
+void ForEachStored(const MappingConfig& cfg, int32_t shard, Position after, std::optional<Position> upto,
+                   const std::function<bool(const StoredRecord&)>& visit);
+// The record as a target receives it.
+void Splice(const StoredRecord& stored, Record* out);
 
 // Records after `after` (and at or before `upto`), oldest first, at most `limit`.
 std::vector<Record> ReadRecords(const MappingConfig& cfg, int32_t shard, Position after,

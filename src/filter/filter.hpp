@@ -44,6 +44,10 @@ class Filter {
   // "" when the event is a JSON object within kMaxEventDepth (TestEventPattern
   // requires one), else what is wrong with it.
   static std::string CheckEvent(std::string_view event);
+  // Whether a pattern names the dotted path or a path below it ("eventID",
+  // "dynamodb.SequenceNumber"): an event that differs from another only in
+  // fields no pattern names matches exactly when the other does.
+  bool Reads(std::string_view path) const;
   const std::string& event_error() const;
 
   struct Impl;  // compiled patterns and scratch state (filter/match.cpp)

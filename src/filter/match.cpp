@@ -393,6 +393,17 @@ std::string Filter::CheckEvent(std::string_view event) {
   return v.object ? "" : "the event must be a JSON object";
 }
 
+bool Filter::Reads(std::string_view path) const {
+  int node = 0;
+  for (size_t start = 0;;) {
+    size_t dot = path.find('.', start);
+    node = impl_->c.nodes[node].Child(path.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    if (node < 0) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
 const std::string& Filter::event_error() const { return impl_->error; }
 
 }  // namespace pgs::filter
