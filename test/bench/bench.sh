@@ -6,10 +6,15 @@
 # Creates a throwaway PostgreSQL 15 cluster (user postgres, unix socket only,
 # under /tmp), measures, prints a table of figures next to baselines measured
 # in the same run, and removes the cluster. Never asserts on speed: exits 0
-# once it has measured. About 23 minutes on 2 cores (part 3 takes 19).
+# once it has measured. About 30 minutes on 2 cores of an idle machine (part 3
+# takes 19). PGS_PREFIX=/opt/pgs-NAME uses the private PostgreSQL copy that
+# test/setup.sh installed there.
 #
 #   1. capture throughput of the capture worker vs. logical decoding of the
-#      same WAL by pgoutput, wal2json and the pg_streams plugin (SQL interface)
+#      same WAL by pgoutput, wal2json and the pg_streams plugin (SQL interface):
+#      once live, then BENCH_REPS times as a backlog of BENCH_BACKLOG_ROWS rows
+#      (at least 5 s each on an idle machine); the table shows the median and
+#      the spread
 #   2. commit -> readable-in-stream latency at ~1,000 commits/s
 #   3. pgbench TPC-B write TPS without the extension, with it but no stream,
 #      and with streams on the four pgbench tables
@@ -24,6 +29,12 @@
 #      to the same records to a no-op SQL function and to the sink's ceiling
 #      with a plain client; commit -> sink latency at ~1,000 commits/s,
 #      BatchSize 1 (test/bench/part5_http.sh). Runs before part 3.
+#   6. FilterCriteria (test/bench/part6_filter.sh): the matcher alone (records/s
+#      of one core), then BENCH_REPS times a capture backlog of BENCH_FILTER_ROWS
+#      rows (its capture rate is the baseline) drained to a no-op SQL function
+#      without a filter, through a filter matching 1 % and through one matching
+#      everything (each drain at least 5 s on an idle machine, but the 1 % one
+#      may be shorter: it is flagged). Runs before part 3.
 #
 # Knobs (environment): BENCH_PORT (5510), BENCH_ROWS (200000), BENCH_TXNS (400),
 # BENCH_LAT_SECONDS (20), BENCH_LAT_RATE (1000), BENCH_PGB_SECONDS (60, per run),
@@ -34,13 +45,15 @@
 # BENCH_PGB_SCALE (10), BENCH_ESM_ROWS (= BENCH_ROWS; rows per part 4a/4b measurement, in
 # transactions of BENCH_ROWS/BENCH_TXNS rows as in part 1), BENCH_ESM_LAT_SECONDS
 # (= BENCH_LAT_SECONDS), BENCH_ESM_LAT_RATE (= BENCH_LAT_RATE; parts 4c and 5c),
-# BENCH_SINK_PORT (5511), BENCH_HTTP_B1_ROWS (20000; part 5b), BENCH_PARTS ("1 2 3 4 5":
+# BENCH_SINK_PORT (5511), BENCH_HTTP_B1_ROWS (20000; part 5b), BENCH_PARTS ("1 2 3 4 5 6":
 # the parts to run), BENCH_CONF (extra postgresql.conf lines, e.g. "pg_streams.append_delay = 20"),
-# KEEP=1 (leave the cluster running).
+# BENCH_REPS (3: repetitions of the backlog runs of parts 1 and 6), BENCH_BACKLOG_ROWS
+# (1500000: part 1's backlog), BENCH_FILTER_ROWS (1500000: part 6's backlog),
+# BENCH_MATCHER_SECONDS (3: CPU time per matcher figure), KEEP=1 (leave the cluster running).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-PGBIN=/usr/lib/postgresql/15/bin
+PGBIN=${PGS_PREFIX:-}/usr/lib/postgresql/15/bin
 PORT=${BENCH_PORT:-5510}
 ROWS=${BENCH_ROWS:-200000}
 TXNS=${BENCH_TXNS:-400}
@@ -56,9 +69,14 @@ for c in $PGB_CONFIGS; do
   case $c in noext | full | idle | on) ;; *) echo "bench.sh: BENCH_PGB_CONFIGS: unknown configuration $c" >&2; exit 2 ;; esac
 done
 [[ " $PGB_CONFIGS " == *" noext "* ]] || { echo "bench.sh: BENCH_PGB_CONFIGS must include noext (the baseline)" >&2; exit 2; }
-PARTS=" ${BENCH_PARTS:-1 2 3 4 5} "
+PARTS=" ${BENCH_PARTS:-1 2 3 4 5 6} "
+REPS=${BENCH_REPS:-3}
+FILTER_ROWS=${BENCH_FILTER_ROWS:-1500000}
+MATCHER_SECONDS=${BENCH_MATCHER_SECONDS:-3}
 PER_TXN=$((ROWS / TXNS))
 ROWS=$((PER_TXN * TXNS))
+BACKLOG_TXNS=$(( ${BENCH_BACKLOG_ROWS:-1500000} / PER_TXN ))
+[ "$BACKLOG_TXNS" -ge 1 ] || BACKLOG_TXNS=1
 ESM_TXNS=$(( ${BENCH_ESM_ROWS:-$ROWS} / PER_TXN ))
 [ "$ESM_TXNS" -ge 1 ] || ESM_TXNS=1
 ESM_ROWS=$((ESM_TXNS * PER_TXN))
@@ -278,43 +296,66 @@ baselines live "$W1_END"
 # 1b. Backlog: the workload is written while the capture worker waits on a
 # lock on streams.record_batch; the baselines decode exactly that WAL (nothing else
 # writes), then the lock goes and the worker drains the backlog.
-Q bench -c "SELECT count(*) FROM pg_replication_slot_advance('b_pgoutput', pg_current_wal_lsn())" \
-        -c "SELECT count(*) FROM pg_replication_slot_advance('b_pgstreams', pg_current_wal_lsn())" >/dev/null
-[ $HAVE_W2J = 1 ] && Q bench -c "SELECT count(*) FROM pg_replication_slot_advance('b_wal2json', pg_current_wal_lsn())" >/dev/null
-workload $((ROWS + 1)) "$DIR/w2.sql"
-Q bench -c "CHECKPOINT"
-QTIMEOUT=200 Q "dbname=bench application_name=bench_lock" \
-  -c "BEGIN; LOCK TABLE streams.record_batch IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(180); COMMIT;" >/dev/null 2>&1 &
-LOCK_PID=$!; BG_PIDS+=("$LOCK_PID")
-for _ in $(seq 1 100); do
-  [ "$(Q bench -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'bench_lock' AND l.granted AND l.mode = 'AccessExclusiveLock' AND l.relation = 'streams.record_batch'::regclass")" = 1 ] && break
-  sleep 0.1
+for ((rep = 1; rep <= REPS; rep++)); do
+  for sl in b_pgoutput b_pgstreams $([ $HAVE_W2J = 1 ] && echo b_wal2json); do
+    Q bench -c "SELECT count(*) FROM pg_replication_slot_advance('$sl', pg_current_wal_lsn())" >/dev/null
+  done
+  workload $((ROWS + 1 + (rep - 1) * BACKLOG_TXNS * PER_TXN)) "$DIR/w2.sql" bench_items "$BACKLOG_TXNS"
+  NB0=$(Q bench -c "SELECT count(*) FROM streams.record WHERE stream_id = $SID")
+  Q bench -c "CHECKPOINT"
+  QTIMEOUT=3700 Q "dbname=bench application_name=bench_lock" \
+    -c "BEGIN; LOCK TABLE streams.record_batch IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3600); COMMIT;" >/dev/null 2>&1 &
+  LOCK_PID=$!; BG_PIDS+=("$LOCK_PID")
+  for _ in $(seq 1 100); do
+    [ "$(Q bench -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'bench_lock' AND l.granted AND l.mode = 'AccessExclusiveLock' AND l.relation = 'streams.record_batch'::regclass")" = 1 ] && break
+    sleep 0.1
+  done
+  L2=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
+  QTIMEOUT=3600 Q bench -f "$DIR/w2.sql" >/dev/null
+  W2_END=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
+  # Let the pipeline stall (it may decode ahead until its buffer is full) so
+  # that the baselines run alone: wait until pg_streams uses no CPU for 0.3 s.
+  prev=-1
+  for _ in $(seq 1 100); do
+    cur=$(pgs_ticks bench)
+    [ "$cur" = "$prev" ] && break
+    prev=$cur; sleep 0.3
+  done
+  put backlog${rep}_wal_mb "$(Q bench -c "SELECT round((pg_wal_lsn_diff('$W2_END', '$L2') / 1048576.0)::numeric, 1)")"
+  put backlog${rep}_blocked "$(Q bench -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pg_streams%' AND datname = 'bench' AND wait_event_type = 'Lock'")"
+  log "   backlog, run $rep of $REPS: $((BACKLOG_TXNS * PER_TXN)) rows written while capture waits; baselines decode that WAL"
+  QTIMEOUT=1800 baselines "backlog$rep" "$W2_END"
+  C0=$(pgs_ticks bench)
+  REL=$(Q bench -F ' ' -c "SELECT extract(epoch FROM clock_timestamp()), pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'bench_lock'")
+  REL=${REL%% *}
+  DONE=$(QTIMEOUT=1900 Q bench -c "SELECT extract(epoch FROM bench_wait_confirmed('$SLOT', '$W2_END', 1800))")
+  C1=$(pgs_ticks bench)
+  wait "$LOCK_PID" 2>/dev/null || true
+  put backlog${rep}_count "$(( $(Q bench -c "SELECT count(*) FROM streams.record WHERE stream_id = $SID") - NB0 ))"
+  put backlog${rep}_s "$(since "$DONE" "$REL")"
+  put backlog${rep}_cpu_s "$(calc "($C1 - $C0) / $CLK_TCK")"
+  log "   backlog drained in $(get "backlog${rep}_s") s"
 done
-L2=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
-Q bench -f "$DIR/w2.sql" >/dev/null
-W2_END=$(Q bench -c "SELECT pg_current_wal_insert_lsn()")
-# Let the pipeline stall (it may decode ahead until its buffer is full) so
-# that the baselines run alone: wait until pg_streams uses no CPU for 0.3 s.
-prev=-1
-for _ in $(seq 1 100); do
-  cur=$(pgs_ticks bench)
-  [ "$cur" = "$prev" ] && break
-  prev=$cur; sleep 0.3
-done
-put backlog_wal_mb "$(Q bench -c "SELECT round((pg_wal_lsn_diff('$W2_END', '$L2') / 1048576.0)::numeric, 1)")"
-put backlog_blocked "$(Q bench -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pg_streams%' AND datname = 'bench' AND wait_event_type = 'Lock'")"
-log "   backlog: $ROWS rows written while capture waits; baselines decode that WAL"
-baselines backlog "$W2_END"
-C0=$(pgs_ticks bench)
-REL=$(Q bench -F ' ' -c "SELECT extract(epoch FROM clock_timestamp()), pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'bench_lock'")
-REL=${REL%% *}
-DONE=$(Q bench -c "SELECT extract(epoch FROM bench_wait_confirmed('$SLOT', '$W2_END', 120))")
-C1=$(pgs_ticks bench)
-wait "$LOCK_PID" 2>/dev/null || true
-put backlog_count "$(( $(Q bench -c "SELECT count(*) FROM streams.record WHERE stream_id = $SID") - N1 ))"
-put backlog_s "$(since "$DONE" "$REL")"
-put backlog_cpu_s "$(calc "($C1 - $C0) / $CLK_TCK")"
-log "   backlog drained in $(get backlog_s) s"
+# The run whose capture/pgoutput ratio is the median stands for them all
+# (backlog_*); every run's figures stay as backlogN_*.
+MED=$(python3 -c "
+import re
+r = {}
+for line in open('$RES'):
+    k, _, v = line.rstrip('\n').partition('=')
+    r[k] = v
+def f(k):
+    try: return float(r[k])
+    except (KeyError, ValueError): return None
+x = []
+for i in range(1, $REPS + 1):
+    c, s, pn, ps = f(f'backlog{i}_count'), f(f'backlog{i}_s'), f(f'backlog{i}_pgoutput_n'), f(f'backlog{i}_pgoutput_s')
+    if c and s and pn and ps:
+        x.append(((c / s) / (pn / ps), i))
+x.sort()
+print(x[len(x) // 2][1] if x else 1)")
+grep -E "^backlog${MED}_" "$RES" | sed -E "s/^backlog${MED}_/backlog_/" >> "$RES"
+put backlog_median_run "$MED"
 Q bench -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'b\_%'" >/dev/null
 put p1_other_cpu "$(other_cpu "$S1" "$(cpu_snap)")"; put p1_wall "$(calc "$(date +%s.%N) - $T1S")"
 fi  # part 1
@@ -608,6 +649,14 @@ if part 5; then
 fi  # part 5
 
 ###########################################################################
+# 6. FilterCriteria (before part 3, which drops the extension)
+###########################################################################
+if part 6; then
+# shellcheck source=test/bench/part6_filter.sh
+. "$HERE/part6_filter.sh"
+fi  # part 6
+
+###########################################################################
 # 3. pgbench TPC-B write TPS
 ###########################################################################
 # Configurations, run in the order A F B C C B F A so that a drift of the
@@ -718,7 +767,7 @@ fi  # part 3
 # Report
 ###########################################################################
 put parts "$PARTS"; put rows "$ROWS"; put txns "$TXNS"; put per_txn "$PER_TXN"
-put esm_rows "$ESM_ROWS"; put esm_per_txn "$PER_TXN"; put esm_txns "$ESM_TXNS"; put esm_lat_seconds "$ESM_LAT_SECONDS"; put esm_lat_rate "$ESM_LAT_RATE"
+put reps "$REPS"; put esm_rows "$ESM_ROWS"; put esm_per_txn "$PER_TXN"; put esm_txns "$ESM_TXNS"; put esm_lat_seconds "$ESM_LAT_SECONDS"; put esm_lat_rate "$ESM_LAT_RATE"
 put lat_seconds "$LAT_SECONDS"; put lat_rate "$LAT_RATE"
 put pgb_seconds "$PGB_SECONDS"; put pgb_rounds "$PGB_ROUNDS"; put pgb_view "$PGB_VIEW"; put pgb_scale "$PGB_SCALE"; put have_w2j "$HAVE_W2J"
 put load_end "$(cut -d' ' -f1-3 /proc/loadavg)"

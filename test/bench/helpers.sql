@@ -145,3 +145,24 @@ BEGIN
     samples := array_to_string(lines, E'\n');
 END $$;
 
+
+-- Returns when mapping `mid` has moved its checkpoints past every stored
+-- record of its stream (filtered records included), or NULL after timeout_s.
+CREATE FUNCTION bench_wait_drained(mid int, timeout_s double precision)
+RETURNS timestamptz LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + make_interval(secs => timeout_s);
+BEGIN
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM streams.mapping_shard ms JOIN streams.event_source_mapping m USING (mapping_id)
+                       WHERE m.mapping_id = mid AND EXISTS (
+                           SELECT 1 FROM streams.record_batch r WHERE r.stream_id = m.stream_id AND r.shard = ms.shard
+                           AND (r.last_lsn, r.last_idx) > (ms.ck_lsn, ms.ck_idx))) THEN
+            RETURN clock_timestamp();
+        END IF;
+        IF clock_timestamp() > deadline THEN
+            RETURN NULL;
+        END IF;
+        PERFORM pg_sleep(0.005);
+    END LOOP;
+END $$;

@@ -36,6 +36,24 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 
+def median(vals):
+    v = sorted(x for x in vals if x is not None)
+    if not v:
+        return None
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def spread(vals, spec="{:,.0f}"):
+    """'median (min-max)' of the values that were measured."""
+    v = [x for x in vals if x is not None]
+    if not v:
+        return "n/a"
+    if len(v) == 1:
+        return spec.format(v[0])
+    return f"{spec.format(median(v))} ({spec.format(min(v))}–{spec.format(max(v))})"
+
+
 def verdict(ok):
     return "n/a" if ok is None else ("met" if ok else "NOT met")
 
@@ -126,6 +144,19 @@ if part(1):
          "capture time = lock released -> worker confirms the last workload commit (5 ms poll);",
          f"pg_streams CPU during the drain: {fmt(num('backlog_cpu_s'), '{:.2f}')} s"],
         "pg_streams capture -> streams.record (drain)", "backlog_s")
+    reps = int(R.get("reps", "1"))
+    bruns = []
+    for i in range(1, reps + 1):
+        c = rate(num(f"backlog{i}_count"), num(f"backlog{i}_s"))
+        p = rate(num(f"backlog{i}_pgoutput_n"), num(f"backlog{i}_pgoutput_s"))
+        bruns.append((c, p, ratio(c, p), num(f"backlog{i}_s")))
+    if bruns:
+        print(f"      the backlog was measured {reps} times (above: run {R.get('backlog_median_run', '?')}, the median ratio):")
+        for i, (c, p, x, sec) in enumerate(bruns, 1):
+            print(f"      run {i}: capture {fmt(c)}/s in {fmt(sec, '{:.2f}')} s, pgoutput {fmt(p)}/s, {fmt(x, '{:.2f}')} x")
+        print(f"      median (min–max): capture {spread([b[0] for b in bruns])}/s, pgoutput {spread([b[1] for b in bruns])}/s,"
+              f" {spread([b[2] for b in bruns], '{:.2f}')} x")
+        backlog_ratio = median([b[2] for b in bruns]) if any(b[2] is not None for b in bruns) else backlog_ratio
     print()
     print(f"   target capture >= 0.8 x pgoutput:   backlog (the same WAL for both) {fmt(backlog_ratio, '{:.2f}')} x"
           f" ({verdict(None if backlog_ratio is None else backlog_ratio >= 0.8)});   live {fmt(live_ratio, '{:.2f}')} x,"
@@ -395,6 +426,63 @@ if part(5):
     print(f"   part 5 took {fmt(num('p5_wall'), '{:.0f}')} s; CPU used by other processes meanwhile {R.get('p5_other_cpu', '?')};"
           f" server log: {R.get('p5_log_lines', '?')} WARNING/ERROR lines"
           + (f" ({R.get('p5_log_first')})" if R.get("p5_log_first") else ""))
+
+# --------------------------------------------------------------------------
+f6 = {}
+if part(6):
+    reps = int(R.get("reps", "3"))
+    print()
+    print(f"6. FILTERING (FilterCriteria)   matcher alone, then {reps} x: a capture backlog of {fmt(num('f_rows'))} rows"
+          " (fresh table like bench_items, NEW_AND_OLD_IMAGES, 4 shards),")
+    print("   drained by one mapping at a time to a no-op SQL function (BatchSize 1000, TRIM_HORIZON);"
+          " drain time = enable committed -> checkpoints past every record")
+    print("   a) matcher alone (test/unit/filter_test --bench), one core, CPU time:")
+    for i in range(1, int(R.get("f_matcher_n", "0")) + 1):
+        print(f"      {R.get(f'f_matcher_{i}_label', '?'):<58}{fmt(num(f'f_matcher_{i}_rate')):>12} records/s"
+              f"  ({R.get(f'f_matcher_{i}_matched', '?')} % matched)")
+    print(f"   b) {'run':<6}{'capture s':>10}{'capture/s':>11}"
+          + "".join(f"{h:>13}" for h in ("none s", "none/s", "1 % s", "1 %/s", "1 % x cap", "all s", "all/s", "all vs none",
+                                          "CPU vs none")))
+    cols = {k: [] for k in ("cap", "none", "one", "all", "ratio", "cost", "cpucost", "dur")}
+    for r in range(1, reps + 1):
+        cap = rate(num(f"f_cap_n_{r}"), num(f"f_cap_s_{r}"))
+        n = num(f"f_cap_n_{r}")
+        none, one, all_ = (rate(n, num(f"f_{k}_s_{r}")) for k in ("none", "one", "all"))
+        ratio_one = ratio(one, cap)
+        cost = None if not none or all_ is None else all_ / none - 1  # the rate's change; -10 % is the limit
+        cn, ca = num(f"f_none_cpu_{r}"), num(f"f_all_cpu_{r}")
+        cpucost = None if not cn or ca is None else ca / cn - 1
+        for k, v in (("cap", cap), ("none", none), ("one", one), ("all", all_), ("ratio", ratio_one), ("cost", cost),
+                     ("cpucost", cpucost)):
+            cols[k].append(v)
+        cols["dur"] += [num(f"f_cap_s_{r}"), num(f"f_none_s_{r}"), num(f"f_one_s_{r}"), num(f"f_all_s_{r}")]
+        print(f"      {r:<6}{fmt(num(f'f_cap_s_{r}'), '{:.2f}'):>10}{fmt(cap):>11}{fmt(num(f'f_none_s_{r}'), '{:.2f}'):>13}"
+              f"{fmt(none):>13}{fmt(num(f'f_one_s_{r}'), '{:.2f}'):>13}{fmt(one):>13}{fmt(ratio_one, '{:.2f}'):>13}"
+              f"{fmt(num(f'f_all_s_{r}'), '{:.2f}'):>13}{fmt(all_):>13}{fmt(cost, '{:+.1%}'):>13}{fmt(cpucost, '{:+.1%}'):>13}")
+        bad = []
+        if R.get(f"f_none_delivered_{r}") != R.get(f"f_cap_n_{r}") or R.get(f"f_all_delivered_{r}") != R.get(f"f_cap_n_{r}"):
+            bad.append(f"delivered without filter {R.get(f'f_none_delivered_{r}')}, with the all filter {R.get(f'f_all_delivered_{r}')}")
+        if n and num(f"f_one_delivered_{r}") is not None and num(f"f_one_filtered_{r}") is not None and \
+                num(f"f_one_delivered_{r}") + num(f"f_one_filtered_{r}") != n:
+            bad.append(f"1 %: {R.get(f'f_one_delivered_{r}')} delivered + {R.get(f'f_one_filtered_{r}')} filtered")
+        if bad:
+            print(f"         WRONG: {'; '.join(bad)}")
+        else:
+            print(f"         checks OK: 1 % filter delivered {R.get(f'f_one_delivered_{r}', '?')} and filtered"
+                  f" {R.get(f'f_one_filtered_{r}', '?')} in {R.get(f'f_one_invocations_{r}', '?')} invocations;"
+                  f" dispatcher CPU s: none {R.get(f'f_none_cpu_{r}', '?')}, 1 % {R.get(f'f_one_cpu_{r}', '?')},"
+                  f" all {R.get(f'f_all_cpu_{r}', '?')}; capture CPU {R.get(f'f_cap_cpu_{r}', '?')} s")
+    f6 = cols
+    short = [d for d in cols["dur"] if d is not None and d < 5]
+    print(f"   all vs none = (all/s) / (none/s) - 1: what a filter matching everything changes in the no-op figure;"
+          " CPU vs none = dispatcher CPU-s with it / without - 1 (less sensitive to other load)")
+    print(f"   median (min–max) of {reps}: capture {spread(cols['cap'])}/s; 1 % drain {spread(cols['one'])}/s ="
+          f" {spread(cols['ratio'], '{:.2f}')}x capture (target >= 0.6x); all vs none {spread(cols['cost'], '{:+.1%}')},"
+          f" CPU {spread(cols['cpucost'], '{:+.1%}')} (target: no more than 10 % slower)")
+    if short:
+        print(f"   NOTE: {len(short)} of the timed runs lasted under 5 s (shortest {min(short):.2f} s):"
+              " raise BENCH_FILTER_ROWS for figures that stand")
+    print(f"   part 6 took {fmt(num('p6_wall'), '{:.0f}')} s; CPU used by other processes meanwhile {R.get('p6_other_cpu', '?')}")
 print("=" * W)
 
 # --------------------------------------------------------------------------
@@ -417,8 +505,10 @@ if part(1):
           f" pg_streams plugin alone {fmt(plug)}/s | ≥ 0.8× pgoutput — bounded by the writer"
           f" ({fmt(rate(num('live_count'), num('live_src_s')))} records/s committed); the last commit was in the stream"
           f" {fmt(num('live_tail_ms'), '{:.0f}')} ms after it |")
-    print(f"| Capture of the same workload as a backlog | {fmt(cap_backlog)} records/s"
-          f" | pgoutput {fmt(pgo_b)}/s ({fmt(ratio(cap_backlog, pgo_b), '{:.2f}')}×), wal2json {fmt(w2j_b)}/s"
+    print(f"| Capture of a backlog of {fmt(num('backlog_count'))} records, median (min–max) of {len(bruns)} runs"
+          f" | {spread([b[0] for b in bruns])} records/s"
+          f" | pgoutput {spread([b[1] for b in bruns])}/s ({spread([b[2] for b in bruns], '{:.2f}')}×),"
+          f" wal2json {fmt(w2j_b)}/s (run {R.get('backlog_median_run', '?')})"
           f" | ≥ 0.8× pgoutput — {mark(None if backlog_ratio is None else backlog_ratio >= 0.8)} |")
 if part(2):
     print(f"| Commit → readable in `streams.record` at {fmt(num('lat_rate'))} commits/s"
@@ -462,3 +552,31 @@ if part(5):
           f" | p50 {fmt(num('httplatA_p50'), '{:.2f}')} ms, p99 {fmt(num('httplatA_p99'), '{:.2f}')} ms (from source commit);"
           f" p50 {fmt(num('httplatB_p50'), '{:.2f}')} ms, p99 {fmt(num('httplatB_p99'), '{:.2f}')} ms (from `created`) | — |"
           f" p99 < 100 ms — {mark(None if num('httplatA_p99') is None else num('httplatA_p99') < 100)} |")
+
+if part(6) and f6:
+    m1 = m100 = None
+    for i in range(1, int(R.get("f_matcher_n", "0")) + 1):
+        lab = R.get(f"f_matcher_{i}_label", "")
+        if lab.startswith("status in") and R.get(f"f_matcher_{i}_matched", "").startswith("1.0"):
+            m1 = num(f"f_matcher_{i}_rate")
+        if lab.startswith("status in") and R.get(f"f_matcher_{i}_matched", "").startswith("100"):
+            m100 = num(f"f_matcher_{i}_rate")
+    reps = R.get("reps", "3")
+    print(f"| Matcher alone, 3 conditions (`eventName`, `NewImage` S value, `numeric` on `ApproximateCreationDateTime`),"
+          f" 1 % matching, one core | {fmt(m1)} records/s | 100 % matching (every record parsed) {fmt(m100)} records/s"
+          f" | ≥ 1M records/s — {mark(None if m1 is None else m1 >= 1e6)} |")
+    none_ratio = [ratio(a, b) for a, b in zip(f6["none"], f6["cap"])]
+    med_none = median(f6["none"])
+    print(f"| Backlog of {fmt(num('f_rows'))} records to a no-op SQL function, no filter (BatchSize 1000),"
+          f" median (min–max) of {reps} | {spread(f6['none'])} records/s, {spread(none_ratio, '{:.2f}')}× capture"
+          f" | capture backlog {spread(f6['cap'])} records/s"
+          f" | ≥ 100k records/s — {mark(None if med_none is None else med_none >= 100000)} |")
+    med_ratio = median(f6["ratio"])
+    print(f"| Backlog of {fmt(num('f_rows'))} records drained through a filter matching 1 % (no-op SQL function,"
+          f" BatchSize 1000), median (min–max) of {reps} | {spread(f6['one'])} records/s,"
+          f" {spread(f6['ratio'], '{:.2f}')}× capture | capture backlog {spread(f6['cap'])} records/s"
+          f" | ≥ 0.6× capture — {mark(None if med_ratio is None else med_ratio >= 0.6)} |")
+    med_cost = median(f6["cost"])
+    print(f"| The same with a filter matching everything, median (min–max) of {reps} | {spread(f6['all'])} records/s"
+          f" ({spread(f6['cost'], '{:+.1%}')} against no filter; dispatcher CPU {spread(f6['cpucost'], '{:+.1%}')})"
+          f" | no filter {spread(f6['none'])} records/s | ≤ 10 % cost — {mark(None if med_cost is None else med_cost >= -0.10)} |")
