@@ -236,22 +236,6 @@ KafkaProducer* KafkaProducerFor(int32_t function_id, const std::string& bootstra
   return entry.second.get();
 }
 
-bool KafkaMessageOf(const std::string& record, KafkaMessage* out) {
-  nlohmann::json doc = nlohmann::json::parse(record, nullptr, false);
-  if (!doc.is_object() || !doc.contains("dynamodb") || !doc["dynamodb"].is_object()) return false;
-  const nlohmann::json& ddb = doc["dynamodb"];
-  // nlohmann's objects are ordered maps: dump() writes keys sorted, compact.
-  out->key = ddb.contains("Keys") ? ddb["Keys"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "";
-  out->headers.clear();
-  auto header = [&](const char* name, const nlohmann::json& j, const char* field) {
-    if (j.contains(field) && j[field].is_string()) out->headers.emplace_back(name, j[field].get<std::string>());
-  };
-  header("eventID", doc, "eventID");
-  header("SequenceNumber", ddb, "SequenceNumber");
-  header("eventName", doc, "eventName");
-  return true;
-}
-
 bool ParseKafkaSettings(const std::string& json, KafkaSettings* out) {
   nlohmann::json doc = nlohmann::json::parse(json, nullptr, false);
   if (!doc.is_object()) return false;

@@ -77,12 +77,9 @@ class KafkaProducer {
 KafkaProducer* KafkaProducerFor(int32_t function_id, const std::string& bootstrap, const KafkaSettings& settings,
                                 int timeout_ms, std::string* error);
 
-// A record's key (its Keys as canonical JSON: object keys sorted, no white
-// space) and headers eventID, SequenceNumber, eventName. False when the text
-// is not a stream record.
-bool KafkaMessageOf(const std::string& record, KafkaMessage* out);
-
 // Parses a JSON object of settings (values as strings); false if it is not one.
 bool ParseKafkaSettings(const std::string& json, KafkaSettings* out);
 
 }  // namespace pgs::targets
+
+#include "targets/kafka_message.hpp"  // KafkaMessageOf
