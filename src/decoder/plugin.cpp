@@ -3,10 +3,12 @@
 #include "mapping/ids.hpp"
 #include "decoder/plugin.hpp"
 #include "decoder/attr_value.hpp"
+#include "decoder/backfill.hpp"
 #include "decoder/record_builder.hpp"
 #include "decoder/stream_cache.hpp"
 
 extern "C" {
+#include "access/htup_details.h"
 #include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "commands/defrem.h"
@@ -29,6 +31,9 @@ struct PluginData {
   bool capture;
   uint32 change_index;  // records emitted so far in the current transaction
   uint64 system_id;
+  // The stream this transaction backfills and its token (backfill.hpp); -1: none.
+  int32 backfill_stream;
+  int64 backfill_token;
 };
 
 bool type_callback_registered = false;
@@ -75,7 +80,10 @@ void Startup(LogicalDecodingContext* ctx, OutputPluginOptions* opt, bool) {
 void Shutdown(LogicalDecodingContext*) { StreamCacheShutdown(); }
 
 void Begin(LogicalDecodingContext* ctx, ReorderBufferTXN*) {
-  static_cast<PluginData*>(ctx->output_plugin_private)->change_index = 0;
+  auto* data = static_cast<PluginData*>(ctx->output_plugin_private);
+  data->change_index = 0;
+  data->backfill_stream = -1;
+  data->backfill_token = 0;
 }
 
 void Commit(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, XLogRecPtr) {
@@ -94,20 +102,23 @@ StringInfo NewBuffer() {
   return s;
 }
 
-void Emit(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, const StreamInfo* info, const RecordParts& parts) {
+void Emit(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, const StreamInfo* info, const RecordParts& parts,
+          const char* user_identity = nullptr) {
   auto* data = static_cast<PluginData*>(ctx->output_plugin_private);
   uint32 index = data->change_index++;
   uint32 shard = mapping::ShardOfKeys(parts.keys->data, parts.keys->len, static_cast<uint32>(info->shard_count));
   if (data->capture) {
     StringInfoData rec;
     initStringInfo(&rec);
-    AppendRecord(&rec, info, parts, data->system_id, txn->final_lsn, index, txn->xact_time.commit_time, true);
+    AppendRecord(&rec, info, parts, data->system_id, txn->final_lsn, index, txn->xact_time.commit_time, true,
+                 user_identity);
     capture_sink->append(capture_sink->arg, info->stream_id, static_cast<int32>(shard), txn->final_lsn, index,
                          txn->xact_time.commit_time, rec.data, rec.len);
     return;
   }
   OutputPluginPrepareWrite(ctx, true);
-  AppendRecord(ctx->out, info, parts, data->system_id, txn->final_lsn, index, txn->xact_time.commit_time, false);
+  AppendRecord(ctx->out, info, parts, data->system_id, txn->final_lsn, index, txn->xact_time.commit_time, false,
+               user_identity);
   OutputPluginWrite(ctx, true);
 }
 
@@ -120,7 +131,7 @@ bool WantsOld(const StreamInfo* info) {
 
 // Emits a record whose images are built here (INSERT or REMOVE).
 void EmitSimple(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, StreamInfo* info, const char* event,
-                Image* img, StringInfo keys, long keys_size) {
+                Image* img, StringInfo keys, long keys_size, const char* user_identity = nullptr) {
   RecordParts parts{event, keys, keys_size, nullptr, 0, nullptr, 0};
   bool insert = strcmp(event, "INSERT") == 0;
   if (insert ? WantsNew(info) : WantsOld(info)) {
@@ -134,7 +145,7 @@ void EmitSimple(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, StreamInfo* 
       parts.old_size = size;
     }
   }
-  Emit(ctx, txn, info, parts);
+  Emit(ctx, txn, info, parts, user_identity);
 }
 
 void HandleChange(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, Relation relation,
@@ -209,10 +220,47 @@ void HandleChange(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, Relation r
   }
 }
 
+// A row a backfill chunk read (backfill.hpp): an INSERT record with a
+// userIdentity, if the transaction was granted this stream and token.
+void HandleBackfill(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, Size size, const char* message) {
+  auto* data = static_cast<PluginData*>(ctx->output_plugin_private);
+  Oid relid;
+  int64 token;
+  HeapTupleData tuple;
+  if (data->backfill_stream < 0 || !ParseBackfillMessage(message, size, &relid, &token, &tuple) ||
+      token != data->backfill_token)
+    return;
+  Relation rel = RelationIdGetRelation(relid);
+  if (rel == nullptr) return;
+  StreamInfo* info = StreamCacheLookup(rel);
+  if (info != nullptr && info->stream_id == data->backfill_stream && info->root_relid == relid &&
+      HeapTupleHeaderGetNatts(tuple.t_data) == RelationGetDescr(rel)->natts) {
+    Image img;
+    DeformImage(info, RelationGetDescr(rel), &tuple, false, &img);
+    StringInfo keys = NewBuffer();
+    long keys_size = AppendKeys(keys, info, &img);
+    EmitSimple(ctx, txn, info, "INSERT", &img, keys, keys_size, kBackfillIdentity);
+  }
+  RelationClose(rel);
+}
+
+void Message(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, XLogRecPtr, bool transactional, const char* prefix,
+             Size size, const char* message) {
+  if (!transactional || txn == nullptr || strcmp(prefix, kBackfillPrefix) != 0) return;
+  auto* data = static_cast<PluginData*>(ctx->output_plugin_private);
+  MemoryContext old = MemoryContextSwitchTo(data->change_cxt);
+  HandleBackfill(ctx, txn, size, message);
+  MemoryContextSwitchTo(old);
+  MemoryContextReset(data->change_cxt);
+}
+
 void Change(LogicalDecodingContext* ctx, ReorderBufferTXN* txn, Relation relation, ReorderBufferChange* change) {
   auto* data = static_cast<PluginData*>(ctx->output_plugin_private);
   MemoryContext old = MemoryContextSwitchTo(data->change_cxt);
-  HandleChange(ctx, txn, relation, change);
+  if (IsBackfillGrantTable(relation))
+    BackfillGrant(relation, change, &data->backfill_stream, &data->backfill_token);
+  else
+    HandleChange(ctx, txn, relation, change);
   MemoryContextSwitchTo(old);
   MemoryContextReset(data->change_cxt);
 }
@@ -245,6 +293,7 @@ void _PG_output_plugin_init(OutputPluginCallbacks* cb) {
   cb->change_cb = pgs::decoder::Change;
   cb->truncate_cb = pgs::decoder::Truncate;
   cb->commit_cb = pgs::decoder::Commit;
+  cb->message_cb = pgs::decoder::Message;
   cb->filter_by_origin_cb = pgs::decoder::FilterByOrigin;
   cb->shutdown_cb = pgs::decoder::Shutdown;
 }

@@ -105,7 +105,8 @@ long AppendImage(StringInfo out, StreamInfo* info, const Image* img) {
 }
 
 void AppendRecord(StringInfo out, const StreamInfo* info, const RecordParts& parts, uint64 system_id,
-                  XLogRecPtr commit_lsn, uint32 change_index, TimestampTz commit_time, bool compact) {
+                  XLogRecPtr commit_lsn, uint32 change_index, TimestampTz commit_time, bool compact,
+                  const char* user_identity) {
   char event_id[mapping::kEventIdLength + 1];
   char seq[mapping::kSequenceNumberLength + 1];
   if (!compact) {
@@ -148,7 +149,17 @@ void AppendRecord(StringInfo out, const StreamInfo* info, const RecordParts& par
   }
   AppendLiteral(out, ",\"SizeBytes\":");
   appendBinaryStringInfo(out, num, pg_lltoa(size, num));
-  appendBinaryStringInfo(out, info->envelope_tail.data, info->envelope_tail.len);
+  if (user_identity == nullptr) {
+    appendBinaryStringInfo(out, info->envelope_tail.data, info->envelope_tail.len);
+    return;
+  }
+  // The tail closes dynamodb, then eventSourceARN: userIdentity goes between.
+  const char* arn = strstr(info->envelope_tail.data, "},\"eventSourceARN\"");
+  int head = arn == nullptr ? info->envelope_tail.len - 1 : static_cast<int>(arn - info->envelope_tail.data) + 1;
+  appendBinaryStringInfo(out, info->envelope_tail.data, head);
+  AppendLiteral(out, ",\"userIdentity\":");
+  appendStringInfoString(out, user_identity);
+  appendBinaryStringInfo(out, info->envelope_tail.data + head, info->envelope_tail.len - head);
 }
 
 }  // namespace pgs::decoder

@@ -44,8 +44,10 @@ struct RecordParts {
 
 // The full record, fields in the order DynamoDB Streams delivers them;
 // compact: without eventID and SequenceNumber, as the capture worker stores
-// it (mapping::SpliceRecord puts them back).
+// it (mapping::SpliceRecord puts them back). user_identity: the record's
+// userIdentity object (JSON), after dynamodb; nullptr: none.
 void AppendRecord(StringInfo out, const StreamInfo* info, const RecordParts& parts, uint64 system_id,
-                  XLogRecPtr commit_lsn, uint32 change_index, TimestampTz commit_time, bool compact);
+                  XLogRecPtr commit_lsn, uint32 change_index, TimestampTz commit_time, bool compact,
+                  const char* user_identity = nullptr);
 
 }  // namespace pgs::decoder
