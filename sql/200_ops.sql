@@ -121,6 +121,61 @@ CALL streams.backfill('bf');
 RESET ROLE;
 ALTER TABLE bf NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;
 
+-- Redrive (streams.redrive_failed_batches): argument errors.
+CALL streams.redrive_failed_batches(NULL);
+CALL streams.redrive_failed_batches('bf_nostream');
+CALL streams.redrive_failed_batches(options => '[]');
+CALL streams.redrive_failed_batches(options => '{"Bogus": 1}');
+CALL streams.redrive_failed_batches(options => '{"Limit": 0}');
+CALL streams.redrive_failed_batches(options => '{"MaximumRetryAttempts": -1}');
+CALL streams.redrive_failed_batches(options => '{"From": "not a time"}');
+CALL streams.redrive_failed_batches(options => '{"UUID": "00000000-0000-0000-0000-000000000000"}');
+-- Nothing to redrive: an empty summary.
+CALL streams.redrive_failed_batches();
+
+-- Privileges: a failure row naming another role's mapping is refused and
+-- kept; rows of other roles are not seen; functions of other roles are not
+-- called.
+CREATE TABLE rd_src (id int PRIMARY KEY);
+CREATE TABLE rd_seen (id int);
+CREATE FUNCTION rd_h(event jsonb) RETURNS void LANGUAGE sql AS $$ INSERT INTO rd_seen VALUES (1) $$;
+SELECT streams.enable_stream('rd_src', 'KEYS_ONLY', 1) IS NOT NULL AS enabled;
+SELECT streams.create_function('rd_h', 'rd_h(jsonb)') IS NOT NULL AS created;
+SELECT streams.create_event_source_mapping('{"EventSourceArn":"rd_src","FunctionName":"rd_h","StartingPosition":"LATEST","Enabled":false}') IS NOT NULL AS mapped;
+CREATE ROLE rd_a;
+CREATE ROLE rd_b;
+SET ROLE rd_b;
+INSERT INTO streams.failed_batches (record)
+SELECT jsonb_build_object('requestContext', jsonb_build_object('functionArn', 'arn:aws:lambda:us-east-1:000000000000:function:rd_h'),
+                          'DDBStreamBatchInfo', jsonb_build_object('streamArn', pgs_arn('rd_src'), 'shardId', 's', 'startSequenceNumber', '1'),
+                          'payload', jsonb_build_object('Records', jsonb_build_array(jsonb_build_object('eventName', 'INSERT'))),
+                          'timestamp', '2026-12-01T00:00:00.000Z');
+CALL streams.redrive_failed_batches() \gset
+SELECT (:'summary'::jsonb)->'BatchesRedriven' AS redriven, (:'summary'::jsonb)->'BatchesRefused' AS refused,
+       (:'summary'::jsonb)->'Problems'->>0 LIKE 'must be a member of role %, the owner of event source mapping %' AS why;
+CALL streams.redrive_failed_batches(options => '{"FunctionName": "rd_h"}') \gset
+SELECT (:'summary'::jsonb)->'BatchesRefused' AS refused, (:'summary'::jsonb)->'Problems'->>0 AS why;
+SELECT count(*) AS kept FROM streams.failed_batches;
+SELECT streams._redrive_invoke('rd_h', '{"Records":[]}', '');
+RESET ROLE;
+SELECT count(*) AS not_called FROM rd_seen;
+SET ROLE rd_a;
+SELECT count(*) AS visible FROM streams.failed_batches;
+CALL streams.redrive_failed_batches();
+SELECT count(*) AS visible FROM streams.redrive_in_doubt;
+RESET ROLE;
+-- The mapping's owner may: the row is delivered and removed.
+CALL streams.redrive_failed_batches(options => '{"From": "2026-11-30", "To": "2026-12-02"}') \gset
+SELECT (:'summary'::jsonb)->'BatchesRedriven' AS redriven, (:'summary'::jsonb)->'RecordsDelivered' AS delivered;
+SELECT count(*) AS called FROM rd_seen;
+SELECT count(*) AS left_over FROM streams.failed_batches;
+SELECT streams.delete_event_source_mapping(uuid) IS NOT NULL AS deleted FROM streams.event_source_mapping WHERE function_name = 'rd_h';
+SELECT streams.delete_function('rd_h') IS NOT NULL AS deleted;
+SELECT streams.disable_stream('rd_src') IS NOT NULL AS disabled;
+DROP TABLE rd_src, rd_seen;
+DROP FUNCTION rd_h(jsonb);
+DROP ROLE rd_a, rd_b;
+
 SELECT streams.disable_stream('bf') IS NOT NULL AS disabled, streams.disable_stream('bf2') IS NOT NULL AS disabled2;
 SELECT streams.disable_stream('bf_s.mine') IS NOT NULL AS disabled3;
 DROP TABLE bf, bf2, bf_nostream, bf_s.mine;
