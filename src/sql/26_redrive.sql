@@ -99,9 +99,17 @@ BEGIN
            WHERE e.destination_function = f.function_name AND e.destination_owner = f.owner AND pg_has_role(caller, e.owner, 'USAGE')) THEN
         PERFORM streams._raise('42501', 'AccessDeniedException', format('may not invoke function %s', f.function_name));
     END IF;
+    IF f.kind NOT IN ('sql', 'http') THEN
+        RETURN jsonb_build_object('ok', false,
+            'error', format('function %s is a %s target: redrive calls SQL and HTTP functions only', f.function_name, f.kind));
+    END IF;
+    IF f.kind = 'sql' AND streams._handler_oid(f) IS NULL THEN
+        RETURN jsonb_build_object('ok', false,
+            'error', format('handler %s of function %s does not exist', f.handler, f.function_name));
+    END IF;
     BEGIN
         IF f.kind = 'sql' THEN
-            resp := streams._invoke_sql(caller, f.handler, f.timeout_seconds, event, search_path);
+            resp := streams._invoke_sql(caller, streams._handler_oid(f), f.timeout_seconds, event, search_path);
         ELSE
             resp := streams._invoke_http(f.function_name, f.owner, event);
         END IF;
