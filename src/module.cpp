@@ -69,14 +69,14 @@ void _PG_init(void) {
                              "servers; empty allows any.",
                              nullptr, &kafka_allowed_brokers, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pg_streams.max_mappings_per_role",
-                          "Enabled event source mappings a role may own in a database (each runs a background "
-                          "worker); -1: no limit. Superusers are exempt.",
+                          "Enabled event source mappings a role may own in a database (they share the database's "
+                          "dispatcher workers); -1: no limit. Superusers are exempt.",
                           nullptr, &max_mappings_per_role, 20, -1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("pg_streams.max_dispatchers",
-                          "Dispatcher background workers that may run at once in the whole cluster; -1: half of "
-                          "max_worker_processes. The rest is left to capture workers, parallel queries and others.",
-                          nullptr, &pgs::worker::max_dispatchers, -1, -1, 1024, PGC_SIGHUP, 0, nullptr, nullptr,
-                          nullptr);
+  DefineCustomIntVariable("pg_streams.dispatch_workers",
+                          "Dispatcher background workers per database; together they serve every enabled event "
+                          "source mapping of the database.",
+                          nullptr, &pgs::worker::dispatch_workers, 2, 1, pgs::worker::kMaxDispatchWorkers, PGC_SIGHUP,
+                          0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("pg_streams.blocked_shard_warning",
                           "Seconds a shard of an event source mapping may retry one failing batch before a WARNING "
                           "says so (once per batch); 0: never.",

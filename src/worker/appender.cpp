@@ -39,7 +39,9 @@ void AppendAndReport() {
   shared->append_commit_end = XactLastCommitEnd;
   SpinLockRelease(&shared->mutex);
   SetLatch(shared->capture_latch);  // the slot may advance
-  WakeDispatchers(shared->dbid);     // new records to deliver
+  const int32* streams;
+  int n = BatchAppendedStreams(&streams);
+  WakeStreams(shared->dbid, streams, n);  // new records to deliver
 }
 
 }  // namespace

@@ -313,6 +313,17 @@ void NoteKnown(const Range& r, int32 width, TimestampTz now) {
 
 }  // namespace
 
+namespace {
+constexpr int kMaxAppendedStreams = 64;
+int32 appended_streams[kMaxAppendedStreams];
+int n_appended_streams = 0;
+}  // namespace
+
+int BatchAppendedStreams(const int32** streams) {
+  *streams = appended_streams;
+  return n_appended_streams;
+}
+
 bool BatchAppend() {
   BeginWork();
   // Decoding filled the caches under historic snapshots. Appending only uses
@@ -392,6 +403,8 @@ bool BatchAppend() {
   replorigin_session_origin_lsn = batch.end_lsn;
   replorigin_session_origin_timestamp = batch.commit_time;
   EndWork();
+  n_appended_streams = batch.nstreams <= kMaxAppendedStreams ? batch.nstreams : -1;
+  for (int i = 0; i < batch.nstreams && i < kMaxAppendedStreams; ++i) appended_streams[i] = batch.ranges[i].stream_id;
   Reset();
   batch.open_records = 0;
   batch.open_bytes = 0;

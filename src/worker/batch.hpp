@@ -32,5 +32,8 @@ XLogRecPtr BatchEnd();          // end LSN of the last complete transaction
 // transaction is appended. Returns false, appending nothing, when the
 // extension is not installed any more.
 bool BatchAppend();
+// The streams the last BatchAppend wrote to; -1 when there were too many to
+// list (then any stream may have new records).
+int BatchAppendedStreams(const int32** streams);
 
 }  // namespace pgs::worker

@@ -328,6 +328,7 @@ void pgs_capture_main(Datum arg) {
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
+      next_reconcile = 0;  // pg_streams.dispatch_workers may have changed
     }
     if (ExitRequested(my_dbid)) proc_exit(0);
     if (TakeRecheck(my_dbid)) {

@@ -1,10 +1,14 @@
-// The dispatcher of one event source mapping: a background worker started
-// by the capture worker of its database (reconcile.cpp), woken by appends
-// and by changes to mappings; it exits when its mapping is disabled or gone.
+// A dispatcher worker: one of the fixed pool of a database (started by its
+// capture worker, reconcile.cpp). It runs a Dispatcher for every mapping
+// assigned to it (pool_shmem.hpp), one step at a time, and sleeps on its
+// latch until an append to one of their streams, a change of mappings, or
+// the next retry or batching window is due.
 #include <malloc.h>
 
 #include <algorithm>
 #include <exception>
+#include <memory>
+#include <vector>
 
 #include "boundary/guard.hpp"
 #include "dispatch/dispatcher.hpp"
@@ -28,14 +32,75 @@ namespace pgs::worker {
 namespace {
 
 constexpr int64 kMaxSleepMs = 5000;
+constexpr long kClaimRetryMs = 100;  // a mapping its previous worker still holds
+constexpr int kMaxAssigned = 16384;
 Oid my_dbid = InvalidOid;
+int my_index = 0;
 
-void OnExit(int, Datum) { ReleaseDispatchSlot(); }
+void OnExit(int, Datum) {
+  ReleaseHttpSlot();
+  ReleasePoolWorker();
+}
+
+struct Served {
+  int32 mapping_id;
+  int slot;
+  uint32 appends_seen;
+  std::unique_ptr<dispatch::Dispatcher> dispatcher;
+};
+
+// Takes up the mappings assigned to this worker and lets go of the others;
+// reloads every mapping when mappings changed. Returns whether a mapping
+// could not be taken yet (its previous worker still has it).
+bool Sync(std::vector<Served>& served, bool reload_all) {
+  std::vector<int32> assigned(kMaxAssigned);
+  assigned.resize(static_cast<size_t>(AssignedMappings(assigned.data(), kMaxAssigned)));
+  std::sort(assigned.begin(), assigned.end());
+  std::vector<Served> kept;
+  for (auto& s : served) {
+    if (std::binary_search(assigned.begin(), assigned.end(), s.mapping_id))
+      kept.push_back(std::move(s));
+    else
+      ReleaseMapping(s.slot, false);  // moved to another worker
+  }
+  served = std::move(kept);
+  size_t old_count = served.size();
+  bool pending = false;
+  for (int32 id : assigned) {
+    bool have = false;
+    for (size_t i = 0; i < old_count && !have; ++i) have = served[i].mapping_id == id;
+    if (have) continue;
+    int slot = ClaimMapping(id);
+    if (slot < 0) {
+      pending = true;
+      continue;
+    }
+    served.push_back(Served{id, slot, MappingAppends(slot), std::make_unique<dispatch::Dispatcher>(id)});
+  }
+  std::vector<Served> live;
+  for (size_t i = 0; i < served.size(); ++i) {
+    Served& s = served[i];
+    if (reload_all || i >= old_count) {
+      SetCurrentMapping(s.slot);
+      bool ok = s.dispatcher->Reload();
+      SetCurrentMapping(-1);
+      if (!ok) {
+        ReleaseMapping(s.slot, true);  // disabled or deleted
+        continue;
+      }
+    }
+    live.push_back(std::move(s));
+  }
+  served = std::move(live);
+  return pending;
+}
 
 // The loop; C++ frames only. Returns when the worker should exit.
-void Run(int32 mapping_id) {
-  dispatch::Dispatcher dispatcher(mapping_id);
-  uint64 generation = 0;
+void Run() {
+  std::vector<Served> served;
+  uint64 mappings_generation = 0;
+  uint64 assignment_generation = 0;
+  bool pending = false;
   for (;;) {
     // A reloaded configuration (pg_streams.http_allowed_hosts,
     // kafka_allowed_brokers) applies to the mapping's targets at once.
@@ -46,18 +111,34 @@ void Run(int32 mapping_id) {
       ProcessConfigFile(PGC_SIGHUP);
       return true;
     });
-    if (ExitRequested(my_dbid)) return;
-    uint64 now_generation = MappingsGeneration();
-    if (now_generation != generation || reloaded) {
-      generation = now_generation;
-      if (!dispatcher.Reload()) return;
+    if (ExitRequested(my_dbid) || my_index >= dispatch_workers) return;
+    int64 began = dispatch::NowUs();
+    uint64 now_mappings = MappingsGeneration();
+    uint64 now_assignment = AssignmentGeneration();
+    if (now_mappings != mappings_generation || now_assignment != assignment_generation || pending || reloaded) {
+      bool reload_all = now_mappings != mappings_generation || reloaded;
+      mappings_generation = now_mappings;
+      assignment_generation = now_assignment;
+      pending = Sync(served, reload_all);
+      if (served.empty() && !pending && !DatabaseHasMappings(my_dbid)) return;  // nothing left to serve
     }
-    int64 wait_us = dispatcher.RunDue();
-    long wait_ms = static_cast<long>(std::min<int64>(kMaxSleepMs, (wait_us + 999) / 1000));
+    int64 wait_us = kMaxSleepMs * 1000;
+    for (auto& s : served) {
+      uint32 appends = MappingAppends(s.slot);
+      if (appends != s.appends_seen) {
+        s.appends_seen = appends;
+        s.dispatcher->Woken();
+      }
+      SetCurrentMapping(s.slot);
+      wait_us = std::min(wait_us, s.dispatcher->RunDue());
+      SetCurrentMapping(-1);
+    }
+    AddBusyTime(dispatch::NowUs() - began);
+    long wait_ms = static_cast<long>((wait_us + 999) / 1000);
+    if (pending) wait_ms = std::min(wait_ms, kClaimRetryMs);
     if (wait_ms > 0) {
-      int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
       ResetLatch(MyLatch);
-      if (rc & WL_LATCH_SET) dispatcher.Woken();
     }
   }
 }
@@ -67,12 +148,12 @@ void Run(int32 mapping_id) {
 
 void pgs_dispatch_main(Datum arg) {
   using namespace pgs::worker;
-  int32 mapping_id = DatumGetInt32(arg);
+  my_index = DatumGetInt32(arg);
   memcpy(&my_dbid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
   pqsignal(SIGTERM, die);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
-  if (!ClaimDispatchSlot(my_dbid, mapping_id)) proc_exit(0);  // already running
+  if (!ClaimPoolWorker(my_dbid, my_index)) proc_exit(0);  // already running
   before_shmem_exit(OnExit, 0);
   BackgroundWorkerInitializeConnectionByOid(my_dbid, InvalidOid, 0);
   pgstat_report_appname("pg_streams dispatch");
@@ -95,7 +176,7 @@ void pgs_dispatch_main(Datum arg) {
   static char message[256];
   message[0] = '\0';
   try {
-    Run(mapping_id);
+    Run();
   } catch (const pgs::PgError& e) {
     // A copy that outlives the exception (~Session has freed SPI's memory
     // while it unwound; the PgError's own copy goes with the exception).
@@ -105,6 +186,6 @@ void pgs_dispatch_main(Datum arg) {
     strlcpy(message, e.what(), sizeof(message));
   }
   if (error != nullptr) ReThrowError(error);
-  if (message[0] != '\0') elog(ERROR, "pg_streams: dispatcher of mapping %d: %s", mapping_id, message);
+  if (message[0] != '\0') elog(ERROR, "pg_streams: dispatcher worker %d: %s", my_index, message);
   proc_exit(0);
 }

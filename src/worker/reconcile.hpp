@@ -1,21 +1,19 @@
-// Starting dispatchers: the capture worker of a database makes sure every
-// enabled event source mapping has a running dispatcher, and settles the
-// state of mappings that have none (Disabling/Creating -> Disabled).
+// The dispatcher pool of a database: its capture worker assigns every enabled
+// event source mapping to one of pg_streams.dispatch_workers dispatcher
+// workers, starts those workers while the database has enabled mappings,
+// and settles the state of mappings no worker holds (Disabling/Creating ->
+// Disabled).
 #pragma once
 
 #include "boundary/pg.hpp"
 
 namespace pgs::worker {
 
-// pg_streams.max_dispatchers: dispatchers running at once in the cluster
-// (-1: half of max_worker_processes).
-extern int max_dispatchers;
-
 // Run in the capture worker, outside a transaction. Returns true when a
-// dispatcher could not be started and the check should be repeated soon.
+// worker could not be started and the check should be repeated soon.
 bool ReconcileDispatchers(Oid dbid);
 
-// Whether a dispatcher started by this process has stopped since the last call.
+// Whether a dispatcher worker started by this process has stopped since the last call.
 bool DispatcherStopped();
 
 }  // namespace pgs::worker

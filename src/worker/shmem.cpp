@@ -1,4 +1,5 @@
 #include "worker/shmem.hpp"
+#include "worker/pool_shmem.hpp"
 
 extern "C" {
 #include "pgstat.h"
@@ -14,7 +15,6 @@ namespace pgs::worker {
 namespace {
 
 constexpr int kMaxDatabases = 256;
-constexpr int kMaxDispatchers = 1024;
 constexpr int kMaxHttpFunctions = 1024;
 int32 held_function = 0;  // the HTTP slot this process holds (released at exit)
 Oid held_dbid = InvalidOid;
@@ -27,7 +27,7 @@ struct DbEntry {
   bool exit_requested;
   bool recheck;
   bool held_off;
-  bool reconcile;       // mappings changed: start/stop dispatchers
+  bool reconcile;       // mappings changed: assign them to dispatcher workers
   // Capture progress (streams.capture_lag), kept across worker restarts:
   TimestampTz caught_up_at;    // all WAL flushed by then was captured
   TimestampTz last_commit_at;  // commit time of the last transaction captured
@@ -40,30 +40,11 @@ struct HttpSlot {
   int32 in_flight;
 };
 
-// A running dispatcher (one per enabled event source mapping), and the
-// SQL handler call it has in progress (the call mark): a dispatcher ended
-// because its handler ran past its timeout leaves the mark fired in its slot
-// (pid 0), and the next dispatcher of the mapping takes the slot and the mark.
-struct DispatchSlot {
-  Oid dbid;
-  int32 mapping_id;
-  pid_t pid;
-  Latch* latch;
-  int32 mark_shard;
-  int64 mark_lsn;
-  int32 mark_idx;
-  int32 mark_timeout_ms;
-  volatile sig_atomic_t mark_armed;
-  volatile sig_atomic_t mark_fired;
-};
-DispatchSlot* my_slot = nullptr;
-
 struct Shared {
   slock_t mutex;
   Latch* launcher_latch;
   DbEntry dbs[kMaxDatabases];
   pg_atomic_uint64 generation;  // bumped whenever mappings or targets change
-  DispatchSlot dispatchers[kMaxDispatchers];
   HttpSlot http[kMaxHttpFunctions];
 };
 
@@ -74,6 +55,7 @@ shmem_startup_hook_type prev_startup_hook = nullptr;
 void Request() {
   if (prev_request_hook) prev_request_hook();
   RequestAddinShmemSpace(MAXALIGN(sizeof(Shared)));
+  RequestAddinShmemSpace(PoolShmemSize());
 }
 
 void Startup() {
@@ -86,6 +68,7 @@ void Startup() {
     SpinLockInit(&shared->mutex);
     pg_atomic_init_u64(&shared->generation, 1);
   }
+  PoolShmemInit(ShmemInitStruct("pg_streams dispatcher pool", PoolShmemSize(), &found), found);
   LWLockRelease(AddinShmemInitLock);
 }
 
@@ -289,70 +272,20 @@ void MappingsChanged(Oid dbid) {
   WakeDispatchers(dbid);
 }
 
-uint64 MappingsGeneration() { return pg_atomic_read_u64(&shared->generation); }
-
-bool ClaimDispatchSlot(Oid dbid, int32 mapping_id) {
+void RequestReconcile(Oid dbid) {
+  if (shared == nullptr) return;
   SpinLockAcquire(&shared->mutex);
-  DispatchSlot* own = nullptr;    // this mapping's slot, left with a fired call mark
-  DispatchSlot* empty = nullptr;  // free, no mark
-  DispatchSlot* stale = nullptr;  // free, another mapping's mark (lost if taken)
-  bool taken = false;
-  for (auto& d : shared->dispatchers) {
-    if (d.pid != 0) {
-      if (d.dbid == dbid && d.mapping_id == mapping_id) taken = true;
-    } else if (d.mark_fired && d.dbid == dbid && d.mapping_id == mapping_id) {
-      own = &d;
-    } else if (!d.mark_fired) {
-      if (empty == nullptr) empty = &d;
-    } else if (stale == nullptr) {
-      stale = &d;
-    }
-  }
-  DispatchSlot* slot = own != nullptr ? own : empty != nullptr ? empty : stale;
-  bool ok = !taken && slot != nullptr;
-  if (ok) {
-    if (slot != own) *slot = DispatchSlot{};
-    slot->dbid = dbid;
-    slot->mapping_id = mapping_id;
-    slot->pid = MyProcPid;
-    slot->latch = MyLatch;
-    my_slot = slot;
+  DbEntry* e = Find(dbid, false);
+  Latch* latch = nullptr;
+  if (e != nullptr) {
+    e->reconcile = true;
+    latch = e->latch;
   }
   SpinLockRelease(&shared->mutex);
-  return ok;
+  if (latch != nullptr) SetLatch(latch);
 }
 
-void ArmCallMark(int32 shard, int64 lsn, int32 idx, int timeout_ms) {
-  if (my_slot == nullptr) return;
-  my_slot->mark_armed = 0;
-  pg_write_barrier();
-  my_slot->mark_shard = shard;
-  my_slot->mark_lsn = lsn;
-  my_slot->mark_idx = idx;
-  my_slot->mark_timeout_ms = timeout_ms;
-  my_slot->mark_fired = 0;
-  pg_write_barrier();
-  my_slot->mark_armed = 1;
-}
-
-void DisarmCallMark() {
-  if (my_slot != nullptr) my_slot->mark_armed = 0;
-}
-
-void FireCallMark() {
-  if (my_slot != nullptr && my_slot->mark_armed) my_slot->mark_fired = 1;
-}
-
-bool TakeFiredCallMark(int32* shard, int64* lsn, int32* idx, int* timeout_ms) {
-  if (my_slot == nullptr || !my_slot->mark_fired) return false;
-  *shard = my_slot->mark_shard;
-  *lsn = my_slot->mark_lsn;
-  *idx = my_slot->mark_idx;
-  *timeout_ms = my_slot->mark_timeout_ms;
-  my_slot->mark_fired = 0;
-  my_slot->mark_armed = 0;
-  return true;
-}
+uint64 MappingsGeneration() { return pg_atomic_read_u64(&shared->generation); }
 
 bool AcquireHttpSlot(Oid dbid, int32 function_id, int cap) {
   SpinLockAcquire(&shared->mutex);
@@ -386,58 +319,6 @@ void ReleaseHttpSlot() {
     }
   SpinLockRelease(&shared->mutex);
   held_function = 0;
-}
-
-void ReleaseDispatchSlot() {
-  ReleaseHttpSlot();
-  SpinLockAcquire(&shared->mutex);
-  for (auto& d : shared->dispatchers)
-    if (d.pid == MyProcPid) {
-      if (d.mark_fired) {
-        d.pid = 0;  // keeps the fired call mark for the mapping's next dispatcher
-        d.latch = nullptr;
-      } else {
-        d = DispatchSlot{};
-      }
-    }
-  my_slot = nullptr;
-  SpinLockRelease(&shared->mutex);
-}
-
-bool DispatcherRunning(Oid dbid, int32 mapping_id) {
-  SpinLockAcquire(&shared->mutex);
-  bool running = false;
-  for (auto& d : shared->dispatchers)
-    if (d.pid != 0 && d.dbid == dbid && d.mapping_id == mapping_id) running = true;
-  SpinLockRelease(&shared->mutex);
-  return running;
-}
-
-int RunningDispatchers() {
-  SpinLockAcquire(&shared->mutex);
-  int n = 0;
-  for (auto& d : shared->dispatchers)
-    if (d.pid != 0) ++n;
-  SpinLockRelease(&shared->mutex);
-  return n;
-}
-
-bool DatabaseHasDispatchers(Oid dbid) {
-  SpinLockAcquire(&shared->mutex);
-  bool any = false;
-  for (auto& d : shared->dispatchers)
-    if (d.pid != 0 && d.dbid == dbid) any = true;
-  SpinLockRelease(&shared->mutex);
-  return any;
-}
-
-void WakeDispatchers(Oid dbid) {
-  if (shared == nullptr) return;
-  // No lock (called after every append): a stale latch is harmless.
-  for (auto& d : shared->dispatchers) {
-    Latch* l = d.latch;
-    if (d.pid != 0 && d.dbid == dbid && l != nullptr) SetLatch(l);
-  }
 }
 
 void NoteCaptureProgress(Oid dbid, TimestampTz caught_up_at, TimestampTz last_commit_at) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "boundary/pg.hpp"
+#include "worker/pool_shmem.hpp"
 
 namespace pgs::worker {
 
@@ -37,25 +38,22 @@ bool HoldOffAndStop(Oid dbid, int timeout_ms);
 void ReleaseHoldOff(Oid dbid);
 
 // Event source mappings. MappingsChanged (at commit of a change) makes the
-// capture worker start/stop dispatchers and the dispatchers reload.
+// capture worker assign mappings to dispatcher workers and the workers reload.
 void MappingsChanged(Oid dbid);
+// Makes the capture worker look at the mappings again (no reload).
+void RequestReconcile(Oid dbid);
 bool TakeReconcile(Oid dbid);
 uint64 MappingsGeneration();
-bool ClaimDispatchSlot(Oid dbid, int32 mapping_id);
-void ReleaseDispatchSlot();
-// The SQL handler call in progress of this dispatcher (shard, the checkpoint
-// its batch starts after, its timeout). FireCallMark (async-signal-safe) marks
-// it when the dispatcher is ended because the handler ran past its timeout;
-// the mapping's next dispatcher takes the fired mark once and counts that
-// call as timed out. Marks live in shared memory: a crash-restart drops them.
+// The SQL handler call in progress of the mapping being run
+// (SetCurrentMapping, pool_shmem.hpp): shard, the checkpoint its batch starts
+// after, its timeout. FireCallMark (async-signal-safe) marks it when the
+// dispatcher worker is ended because the handler ran past its timeout; the
+// mapping's next dispatcher takes the fired mark once and counts that call as
+// timed out. Marks live in shared memory: a crash-restart drops them.
 void ArmCallMark(int32 shard, int64 lsn, int32 idx, int timeout_ms);
 void DisarmCallMark();
 void FireCallMark();
 bool TakeFiredCallMark(int32* shard, int64* lsn, int32* idx, int* timeout_ms);
-bool DispatcherRunning(Oid dbid, int32 mapping_id);
-bool DatabaseHasDispatchers(Oid dbid);
-int RunningDispatchers();  // in the whole cluster
-void WakeDispatchers(Oid dbid);  // new records were appended
 // MaxConcurrency of HTTP functions: a dispatcher holds at most one slot.
 bool AcquireHttpSlot(Oid dbid, int32 function_id, int cap);
 void ReleaseHttpSlot();

@@ -209,7 +209,7 @@ wal_level = logical
 output_plugin_libraries = '$PLUGINS'
 max_replication_slots = 10
 max_wal_senders = 10
-max_worker_processes = 32          # part 4: one dispatcher per enabled mapping
+max_worker_processes = 32          # 1 launcher + per database: capture, appender, dispatch_workers
 # benchmark hygiene: no checkpoint in the middle of a measurement
 shared_buffers = 512MB
 max_wal_size = 8GB

@@ -25,8 +25,6 @@ output_plugin_libraries = 'pgoutput, test_decoding, pg_streams'
 max_replication_slots = 10
 max_wal_senders = 10
 max_worker_processes = 40
-# Every mapping of a test may run (the default cap is half of max_worker_processes).
-pg_streams.max_dispatchers = 36
 restart_after_crash = on
 CONF
 	$node->append_conf('postgresql.conf', $opts{extra_conf}) if $opts{extra_conf};

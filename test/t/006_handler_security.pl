@@ -205,8 +205,9 @@ SELECT streams.create_function('sly', 'intr.sly(jsonb)', 1);
 my $log8 = -s $node->logfile;
 my $m8 = create_mapping('intruder', q{{"EventSourceArn":"intr.t8","FunctionName":"stubborn","StartingPosition":"TRIM_HORIZON",
 	"BatchSize":10,"MaximumRetryAttempts":1,"DestinationConfig":{"OnFailure":{"Destination":"intr.failed8"}}}});
-my $d8 = $node->safe_psql($db,
-	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_streams dispatch' ORDER BY backend_start DESC LIMIT 1});
+my $d8 = '';
+$node->poll_query_until($db, qq{SELECT pid IS NOT NULL FROM streams.dispatch_worker_stats WHERE '$m8' = ANY (mapping_uuids)});
+$d8 = $node->safe_psql($db, qq{SELECT pid FROM streams.dispatch_worker_stats WHERE '$m8' = ANY (mapping_uuids)});
 $node->safe_psql($db, q{INSERT INTO intr.t8 VALUES (1), (2)});
 ok($node->poll_query_until($db, q{SELECT count(*) = 1 FROM intr.failed8}),
 	'row 8: a handler that catches its timeout in a loop ends at it: after its retries the batch is sent to OnFailure');
@@ -254,7 +255,7 @@ $node->safe_psql($db, q{SELECT pg_sleep(1)});
 is($node->safe_psql($db, q{SELECT max(gen) FROM intr.t13}), $gen, 'row 13: the loop stopped');
 
 # --- Row 7: one role cannot take every worker slot ---------------------------
-# (the cluster-wide pg_streams.max_dispatchers and the 6 MB response cap of
+# (the dispatcher pool and the 6 MB response cap of
 # row 6 are tested in 011_runtime_faults and 004_http)
 $node->safe_psql($db, q{
 ALTER SYSTEM SET pg_streams.max_mappings_per_role = 2;

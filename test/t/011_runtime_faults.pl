@@ -105,7 +105,7 @@ ok($resent > 0, "records were sent again after the faults ($resent)");
 is(scalar(grep { scalar(keys %{ $keys_of{$_} }) > 1 } keys %keys_of), 0,
 	'every send of a record carries the same Idempotency-Key');
 
-# --- Limits: enabled mappings per role, dispatchers in the cluster -------
+# --- Limits: enabled mappings per role; the dispatcher pool ---------------
 $node->safe_psql($db, q{
 ALTER SYSTEM SET pg_streams.max_mappings_per_role = 1;
 SELECT pg_reload_conf();
@@ -131,13 +131,16 @@ my $u2 = $node->safe_psql($db, q{SET ROLE r1; SELECT streams.create_event_source
 ($rc, $out, $err) = $node->psql($db, qq{SET ROLE r1; SELECT streams.update_event_source_mapping('$u2', '{"Enabled": true}')});
 like($err, qr/Limit exceeded: role r1/, 'enabling a disabled mapping counts against the limit too');
 
-# The cluster-wide cap: a mapping without a dispatcher says why.
-my $running = $node->safe_psql($db, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streams dispatch'});
-$node->safe_psql($db, qq{
-ALTER SYSTEM SET pg_streams.max_dispatchers = $running;
+# The pool follows pg_streams.dispatch_workers on reload: its workers serve
+# every mapping, new ones included, however many there are.
+is($node->safe_psql($db, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streams dispatch' AND datname = current_database()}),
+	'2', 'the default pool: two dispatcher workers');
+$node->safe_psql($db, q{
+ALTER SYSTEM SET pg_streams.dispatch_workers = 1;
 SELECT pg_reload_conf();
 });
-sleep 0.5;
+ok($node->poll_query_until($db, q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_streams dispatch' AND datname = current_database()}),
+	'dispatch_workers = 1: one dispatcher worker is left');
 $node->safe_psql($db, q{
 CREATE TABLE t_cap (id int PRIMARY KEY);
 CREATE TABLE t_cap_out (id int);
@@ -147,12 +150,17 @@ SELECT streams.create_function('h_cap', 'h_cap(jsonb)');
 SELECT streams.create_event_source_mapping('{"EventSourceArn":"t_cap","FunctionName":"h_cap","StartingPosition":"TRIM_HORIZON"}');
 INSERT INTO t_cap VALUES (1);
 });
-ok($node->poll_query_until($db, qq{SELECT last_processing_result = 'PROBLEM: Waiting for a dispatcher: pg_streams.max_dispatchers ($running) dispatchers are running'
-	FROM streams.event_source_mapping_stats WHERE function_name = 'h_cap'}),
-	'a mapping beyond pg_streams.max_dispatchers shows that it waits for a dispatcher');
-is($node->safe_psql($db, q{SELECT count(*) FROM t_cap_out}), '0', 'and it does not run');
-$node->safe_psql($db, q{ALTER SYSTEM RESET pg_streams.max_dispatchers; SELECT pg_reload_conf();});
-ok($node->poll_query_until($db, q{SELECT count(*) = 1 FROM t_cap_out}), 'it runs once the cap allows');
+ok($node->poll_query_until($db, q{SELECT count(*) = 1 FROM t_cap_out}), 'a new mapping runs on the one worker');
+is($node->safe_psql($db, q{SELECT count(*) || ' ' || sum(mappings) FROM streams.dispatch_worker_stats}),
+	'1 ' . $node->safe_psql($db, q{SELECT count(*) FROM streams.event_source_mapping WHERE enabled}),
+	'dispatch_worker_stats: one worker with every enabled mapping');
+$node->safe_psql($db, q{ALTER SYSTEM RESET pg_streams.dispatch_workers; SELECT pg_reload_conf();});
+ok($node->poll_query_until($db, q{SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'pg_streams dispatch' AND datname = current_database()}),
+	'back to two workers after a reset');
+ok($node->poll_query_until($db, q{SELECT min(mappings) > 0 AND max(mappings) - min(mappings) <= 1 FROM streams.dispatch_worker_stats}),
+	'the mappings are spread over both again');
+$node->safe_psql($db, q{INSERT INTO t_cap VALUES (2)});
+ok($node->poll_query_until($db, q{SELECT count(*) = 2 FROM t_cap_out}), 'and still delivered');
 
 # --- A shard retrying one batch too long: WARNING once, blocked_since ------
 $node->safe_psql($db, q{
