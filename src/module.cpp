@@ -77,6 +77,10 @@ void _PG_init(void) {
                           "source mapping of the database.",
                           nullptr, &pgs::worker::dispatch_workers, 2, 1, pgs::worker::kMaxDispatchWorkers, PGC_SIGHUP,
                           0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("pg_streams.max_requests_per_worker",
+                          "HTTP requests a dispatcher worker has in flight at once, over all the mappings it serves.",
+                          nullptr, &pgs::dispatch::max_requests_per_worker, 64, 1, 10000, PGC_SIGHUP, 0, nullptr,
+                          nullptr, nullptr);
   DefineCustomIntVariable("pg_streams.blocked_shard_warning",
                           "Seconds a shard of an event source mapping may retry one failing batch before a WARNING "
                           "says so (once per batch); 0: never.",

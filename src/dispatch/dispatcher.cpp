@@ -23,6 +23,7 @@ extern "C" {
 namespace pgs::dispatch {
 
 int blocked_shard_warning_s = 300;
+int max_requests_per_worker = 64;
 
 namespace {
 
@@ -110,9 +111,10 @@ void Dispatcher::Woken() {
 int64_t Dispatcher::RunDue() {
   int64_t next = kIdle;
   for (auto& sh : shards_) {
+    if (sh.flight) continue;  // its request is in flight
     int64_t now = NowUs();
     if (sh.due_us <= now) Step(sh, now);
-    next = std::min(next, sh.due_us - NowUs());
+    if (!sh.flight) next = std::min(next, sh.due_us - NowUs());
   }
   return std::max<int64_t>(next, 0);
 }
@@ -452,9 +454,8 @@ Dispatcher::Outcome Dispatcher::InvokeSql(Shard& sh, const Plan& plan, StepStats
   return out;
 }
 
-Dispatcher::Outcome Dispatcher::InvokeHttp(const Plan& plan) {
+Dispatcher::Outcome Dispatcher::OutcomeOf(const Plan& plan, const targets::HttpResponse& res) {
   Outcome out;
-  targets::HttpResponse res = targets::HttpPost(plan.request, [] { PgCall([] { CHECK_FOR_INTERRUPTS(); }); });
   if (!res.answered) {
     out.verdict.kind = ResponseVerdict::kFailure;
     out.function_error = "Unhandled";
@@ -581,40 +582,66 @@ void Dispatcher::Step(Shard& sh, int64_t now) {
   // One flush per request, not per record.
   PgCall([] { XLogFlush(XactLastCommitEnd); });
 
-  // MaxConcurrency: wait for a free slot; the batch is fixed already.
+  // MaxConcurrency and the worker's cap: wait for a free slot; the batch is
+  // fixed already.
   const TargetConfig& target = plan.kind == Plan::kInvoke ? cfg_.target : cfg_.destination;
-  if (target.max_concurrency > 0 &&
-      !worker::AcquireHttpSlot(MyDatabaseId, target.function_id, target.max_concurrency)) {
+  if (!target.kafka && static_cast<int>(targets::HttpInFlight()) >= max_requests_per_worker) {
     sh.due_us = NowUs() + kConcurrencyWaitUs;
     return;
   }
+  int32_t slot_function = target.max_concurrency > 0 ? target.function_id : 0;
+  if (slot_function != 0 && !worker::AcquireHttpSlot(MyDatabaseId, slot_function, target.max_concurrency)) {
+    sh.due_us = NowUs() + kConcurrencyWaitUs;
+    return;
+  }
+  if (!target.kafka) {
+    // HTTP: no transaction or snapshot is held while the request is in
+    // flight; the worker hands the answer to Complete.
+    StartRequest(sh, std::move(plan), slot_function);
+    return;
+  }
+  // Kafka: produced here, the worker waiting; no transaction or snapshot is held meanwhile.
   struct SlotRelease {
-    ~SlotRelease() { worker::ReleaseHttpSlot(); }
-  } release;
-
-  // HTTP and Kafka: no transaction or snapshot is held while the request is in flight.
-  if (plan.kind == Plan::kInvoke) {
-    Outcome o = cfg_.target.kafka ? InvokeKafka(sh, plan) : InvokeHttp(plan);
-    Begin();
-    {
-      spi::Session spi;
-      StepStats stats;
-      Apply(sh, plan, o, stats);
-      Save(sh, stats);
-      if (o.kafka) NoteKafka(mapping_id_, *o.kafka);
+    int32_t function_id;
+    ~SlotRelease() {
+      if (function_id != 0) worker::ReleaseHttpSlot(MyDatabaseId, function_id);
     }
-    Commit();
+  } release{slot_function};
+  if (plan.kind == Plan::kInvoke) {
+    RecordOutcome(sh, plan, InvokeKafka(sh, plan));
     return;
   }
   std::string failure_error;
-  bool sent;
-  if (cfg_.destination.kafka) {
-    sent = ProduceFailureRecord(cfg_.destination, plan.failure_doc, cfg_.stream_arn, sh.state.shard_id, &failure_error);
-  } else {
-    targets::HttpResponse res = targets::HttpPost(plan.request, [] { PgCall([] { CHECK_FOR_INTERRUPTS(); }); });
-    sent = res.answered && res.status >= 200 && res.status <= 299;
-    if (!sent) failure_error = res.answered ? HttpErrorText(plan.request, res) : res.error;
+  bool sent =
+      ProduceFailureRecord(cfg_.destination, plan.failure_doc, cfg_.stream_arn, sh.state.shard_id, &failure_error);
+  RecordFailureSent(sh, plan, sent, failure_error);
+}
+
+// The answer to the HTTP request of a step (the invocation, or the failure
+// record for an HTTP OnFailure destination).
+void Dispatcher::Finish(Shard& sh, const Plan& plan, const targets::HttpResponse& res) {
+  if (plan.kind == Plan::kInvoke) {
+    RecordOutcome(sh, plan, OutcomeOf(plan, res));
+    return;
   }
+  bool sent = res.answered && res.status >= 200 && res.status <= 299;
+  RecordFailureSent(sh, plan, sent, sent ? std::string() : res.answered ? HttpErrorText(plan.request, res) : res.error);
+}
+
+// What came of an invocation made outside a transaction, recorded in one.
+void Dispatcher::RecordOutcome(Shard& sh, const Plan& plan, const Outcome& o) {
+  Begin();
+  {
+    spi::Session spi;
+    StepStats stats;
+    Apply(sh, plan, o, stats);
+    Save(sh, stats);
+    if (o.kafka) NoteKafka(mapping_id_, *o.kafka);
+  }
+  Commit();
+}
+
+void Dispatcher::RecordFailureSent(Shard& sh, const Plan& plan, bool sent, const std::string& failure_error) {
   Begin();
   {
     spi::Session spi;

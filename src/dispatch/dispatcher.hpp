@@ -2,10 +2,13 @@
 // checkpoint, batch, invoke, then checkpoint; on errors retry with backoff,
 // bisect, honour partial failures and hand failed batches to the OnFailure
 // destination (semantics 3.1-3.5). SQL targets run inside the transaction
-// that moves the checkpoint; HTTP requests run outside any transaction.
+// that moves the checkpoint; HTTP requests run outside any transaction and
+// stay in flight (targets::HttpStart) while the dispatcher worker runs other
+// shards and mappings: it hands each answer back with Deliver (in_flight.cpp).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,10 +24,22 @@ namespace pgs::dispatch {
 // pg_streams.blocked_shard_warning: seconds a shard may retry one batch
 // before a WARNING says so (0: never).
 extern int blocked_shard_warning_s;
+// pg_streams.max_requests_per_worker: HTTP requests a dispatcher worker has
+// in flight at once, over all its mappings.
+extern int max_requests_per_worker;
 
 class Dispatcher {
  public:
   explicit Dispatcher(int32_t mapping_id) : mapping_id_(mapping_id) {}
+  // Abandons its requests in flight (their batches are sent again, with the
+  // same Idempotency-Key, by the mapping's next dispatcher).
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Hands a finished request (targets::HttpWait) to the dispatcher that
+  // started it; false when none did (it was dropped meanwhile).
+  static bool Deliver(uint64_t tag, const targets::HttpResponse& response);
 
   // Re-reads the configuration (in a transaction of its own). False when the
   // mapping is gone, disabled or the extension was dropped: the worker stops.
@@ -38,8 +53,14 @@ class Dispatcher {
   void Woken();
 
  private:
+  struct Plan;
   struct Shard {
     ShardState state;
+    // The HTTP request in flight for this shard (its batch is fixed and
+    // committed): the shard takes no step until its answer came back.
+    std::shared_ptr<Plan> flight;
+    uint64_t flight_tag = 0;
+    int32_t flight_slot_function = 0;  // MaxConcurrency slot it holds, 0: none
     int64_t due_us = 0;
     int64_t window_start_us = 0;  // the current batching window began
     int unavailable = 0;          // consecutive waits that were not the function's fault
@@ -95,8 +116,13 @@ class Dispatcher {
   void AfterFailure(Shard& shard, const std::vector<Record>& records, size_t n, size_t to, bool sent, int64_t now,
                     StepStats& stats, bool count_sent = true);
   Outcome InvokeSql(Shard& shard, const Plan& plan, StepStats& stats);
-  Outcome InvokeHttp(const Plan& plan);
   Outcome InvokeKafka(const Shard& shard, const Plan& plan);  // invoke_kafka.cpp
+  Outcome OutcomeOf(const Plan& plan, const targets::HttpResponse& res);
+  void StartRequest(Shard& shard, Plan plan, int32_t slot_function);  // in_flight.cpp
+  void Complete(int32_t shard, uint64_t tag, const targets::HttpResponse& res);
+  void Finish(Shard& shard, const Plan& plan, const targets::HttpResponse& res);
+  void RecordOutcome(Shard& shard, const Plan& plan, const Outcome& outcome);
+  void RecordFailureSent(Shard& shard, const Plan& plan, bool sent, const std::string& failure_error);
   void Apply(Shard& shard, const Plan& plan, const Outcome& outcome, StepStats& stats);
   targets::HttpRequest HttpRequestFor(const TargetConfig& target, const std::string& body, const std::string& key);
   void Save(Shard& shard, const StepStats& stats);

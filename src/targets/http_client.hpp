@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pgs::targets {
@@ -42,6 +44,16 @@ struct HttpResponse {
 
 // Performs the POST; calls poll() at least every 100 ms while waiting.
 HttpResponse HttpPost(const HttpRequest& request, const std::function<void()>& poll);
+
+// Requests in flight at once (a dispatcher worker's), through a multi handle
+// of their own. HttpStart returns a tag; the request must stay alive until
+// that tag comes back from HttpWait or is given to HttpCancel.
+uint64_t HttpStart(const HttpRequest& request);
+void HttpCancel(uint64_t tag);
+size_t HttpInFlight();
+// Moves the transfers on, waiting up to timeout_ms for one to have something
+// to do; returns the finished ones.
+std::vector<std::pair<uint64_t, HttpResponse>> HttpWait(int timeout_ms);
 
 // Initializes libcurl once per process.
 void HttpGlobalInit();

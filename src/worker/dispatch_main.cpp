@@ -2,7 +2,10 @@
 // capture worker, reconcile.cpp). It runs a Dispatcher for every mapping
 // assigned to it (pool_shmem.hpp), one step at a time, and sleeps on its
 // latch until an append to one of their streams, a change of mappings, or
-// the next retry or batching window is due.
+// the next retry or batching window is due. HTTP requests of all its
+// mappings' shards are in flight at once (one libcurl multi handle): while
+// any is, the worker waits on their sockets in slices of kHttpSliceMs instead
+// of on its latch, and checks the same counters after each slice.
 #include <malloc.h>
 
 #include <algorithm>
@@ -12,6 +15,7 @@
 
 #include "boundary/guard.hpp"
 #include "dispatch/dispatcher.hpp"
+#include "targets/http_client.hpp"
 #include "targets/run_as.hpp"
 #include "worker/hooks.hpp"
 #include "worker/reconcile.hpp"
@@ -21,6 +25,7 @@ extern "C" {
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/pmsignal.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
@@ -33,12 +38,13 @@ namespace {
 
 constexpr int64 kMaxSleepMs = 5000;
 constexpr long kClaimRetryMs = 100;  // a mapping its previous worker still holds
+constexpr long kHttpSliceMs = 10;   // latency of appends while requests are in flight
 constexpr int kMaxAssigned = 16384;
 Oid my_dbid = InvalidOid;
 int my_index = 0;
 
 void OnExit(int, Datum) {
-  ReleaseHttpSlot();
+  ReleaseAllHttpSlots();
   ReleasePoolWorker();
 }
 
@@ -113,6 +119,10 @@ void Run() {
     });
     if (ExitRequested(my_dbid) || my_index >= dispatch_workers) return;
     int64 began = dispatch::NowUs();
+    if (targets::HttpInFlight() > 0) {
+      // Answers that came in during the last slice (or the last pass).
+      for (auto& [tag, response] : targets::HttpWait(0)) (void)dispatch::Dispatcher::Deliver(tag, response);
+    }
     uint64 now_mappings = MappingsGeneration();
     uint64 now_assignment = AssignmentGeneration();
     if (now_mappings != mappings_generation || now_assignment != assignment_generation || pending || reloaded) {
@@ -134,9 +144,17 @@ void Run() {
       SetCurrentMapping(-1);
     }
     AddBusyTime(dispatch::NowUs() - began);
+    NoteInFlight(static_cast<int32>(targets::HttpInFlight()));
     long wait_ms = static_cast<long>((wait_us + 999) / 1000);
     if (pending) wait_ms = std::min(wait_ms, kClaimRetryMs);
-    if (wait_ms > 0) {
+    if (targets::HttpInFlight() > 0) {
+      // Appends and changes are seen through counters, checked every pass:
+      // the latch is only reset here, not waited on.
+      ResetLatch(MyLatch);
+      if (!PostmasterIsAlive()) return;
+      for (auto& [tag, response] : targets::HttpWait(static_cast<int>(std::min(wait_ms, kHttpSliceMs))))
+        (void)dispatch::Dispatcher::Deliver(tag, response);
+    } else if (wait_ms > 0) {
       (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
       ResetLatch(MyLatch);
     }

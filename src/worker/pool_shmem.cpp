@@ -27,6 +27,7 @@ struct PoolWorker {
   Latch* latch;
   TimestampTz started_at;
   int64 busy_us;
+  int32 in_flight;
 };
 
 // One enabled mapping: the worker that serves it, the process holding it,
@@ -51,11 +52,23 @@ struct MappingSlot {
 struct PoolShared {
   slock_t mutex;
   pg_atomic_uint64 assign_generation;
+  // Slots at or past this index have never been used: scans stop here.
+  volatile int32 slots_used;
   PoolWorker workers[kMaxPoolWorkers];
   MappingSlot slots[kMaxMappingSlots];
 };
 
 PoolShared* pool = nullptr;
+
+// The slots that may be in use (read without the lock by WakeStreams: a
+// slot taken meanwhile was empty at the append).
+MappingSlot* SlotsBegin() { return pool->slots; }
+MappingSlot* SlotsEnd() { return pool->slots + pool->slots_used; }
+
+struct UsedSlots {
+  MappingSlot* begin() const { return SlotsBegin(); }
+  MappingSlot* end() const { return SlotsEnd(); }
+};
 PoolWorker* me = nullptr;              // this process's worker entry
 MappingSlot* volatile current = nullptr;  // for the call marks
 
@@ -91,7 +104,7 @@ void AssignMappings(Oid dbid, const MappingRef* enabled, int n, int workers, boo
   for (int i = 0; i < n; ++i) placed[i] = false;
   SpinLockAcquire(&pool->mutex);
   // Known slots: keep, or free those of mappings no longer enabled.
-  for (auto& s : pool->slots) {
+  for (auto& s : UsedSlots{}) {
     if (s.dbid != dbid) continue;
     int lo = 0, hi = n - 1, at = -1;
     while (lo <= hi) {
@@ -120,7 +133,7 @@ void AssignMappings(Oid dbid, const MappingRef* enabled, int n, int workers, boo
     return best;
   };
   // Mappings of workers that are no more (the pool shrank).
-  for (auto& s : pool->slots) {
+  for (auto& s : UsedSlots{}) {
     if (s.dbid != dbid || (s.worker >= 0 && s.worker < workers)) continue;
     bool enabled_one = false;
     for (int i = 0; i < n && !enabled_one; ++i) enabled_one = enabled[i].mapping_id == s.mapping_id;
@@ -131,7 +144,7 @@ void AssignMappings(Oid dbid, const MappingRef* enabled, int n, int workers, boo
   }
   // New mappings.
   MappingSlot* free_slot = pool->slots;
-  MappingSlot* end = pool->slots + kMaxMappingSlots;
+  MappingSlot* end = pool->slots + kMaxMappingSlots;  // free slots may lie past slots_used
   for (int i = 0; i < n; ++i) {
     if (placed[i]) continue;
     while (free_slot < end && free_slot->dbid != InvalidOid) ++free_slot;
@@ -141,6 +154,10 @@ void AssignMappings(Oid dbid, const MappingRef* enabled, int n, int workers, boo
     free_slot->mapping_id = enabled[i].mapping_id;
     free_slot->stream_id = enabled[i].stream_id;
     free_slot->worker = least();
+    if (free_slot - pool->slots >= pool->slots_used) {
+      pg_write_barrier();  // the slot is filled in before scans reach it
+      pool->slots_used = static_cast<int32>(free_slot - pool->slots) + 1;
+    }
     ++count[free_slot->worker];
     wake[free_slot->worker] = changed = true;
     placed[i] = true;
@@ -153,7 +170,7 @@ void AssignMappings(Oid dbid, const MappingRef* enabled, int n, int workers, boo
       if (count[w] > count[hi]) hi = w;
     if (count[hi] - count[lo] <= 1) break;
     MappingSlot* move = nullptr;
-    for (auto& s : pool->slots)
+    for (auto& s : UsedSlots{})
       if (s.dbid == dbid && s.worker == hi && (move == nullptr || s.mapping_id > move->mapping_id)) move = &s;
     if (move == nullptr) break;
     move->worker = lo;
@@ -172,7 +189,7 @@ void AssignMappings(Oid dbid, const MappingRef* enabled, int n, int workers, boo
 bool MappingHeld(Oid dbid, int32 mapping_id) {
   SpinLockAcquire(&pool->mutex);
   bool held = false;
-  for (auto& s : pool->slots)
+  for (auto& s : UsedSlots{})
     if (s.dbid == dbid && s.mapping_id == mapping_id && s.pid != 0) held = true;
   SpinLockRelease(&pool->mutex);
   return held;
@@ -203,6 +220,7 @@ bool ClaimPoolWorker(Oid dbid, int index) {
     w->latch = MyLatch;
     w->started_at = GetCurrentTimestamp();
     w->busy_us = 0;
+    w->in_flight = 0;
     me = w;
   }
   SpinLockRelease(&pool->mutex);
@@ -213,7 +231,7 @@ void ReleasePoolWorker() {
   if (me == nullptr) return;
   current = nullptr;
   SpinLockAcquire(&pool->mutex);
-  for (auto& s : pool->slots)
+  for (auto& s : UsedSlots{})
     if (s.pid == MyProcPid) s.pid = 0;  // a fired call mark stays with the slot
   *me = PoolWorker{};
   me = nullptr;
@@ -225,7 +243,7 @@ uint64 AssignmentGeneration() { return pg_atomic_read_u64(&pool->assign_generati
 int AssignedMappings(int32* out, int max) {
   int n = 0;
   SpinLockAcquire(&pool->mutex);
-  for (auto& s : pool->slots)
+  for (auto& s : UsedSlots{})
     if (s.dbid == me->dbid && s.worker == me->index && n < max) out[n++] = s.mapping_id;
   SpinLockRelease(&pool->mutex);
   return n;
@@ -234,7 +252,7 @@ int AssignedMappings(int32* out, int max) {
 bool DatabaseHasMappings(Oid dbid) {
   SpinLockAcquire(&pool->mutex);
   bool any = false;
-  for (auto& s : pool->slots)
+  for (auto& s : UsedSlots{})
     if (s.dbid == dbid) any = true;
   SpinLockRelease(&pool->mutex);
   return any;
@@ -243,7 +261,7 @@ bool DatabaseHasMappings(Oid dbid) {
 int ClaimMapping(int32 mapping_id) {
   int found = -1;
   SpinLockAcquire(&pool->mutex);
-  for (int i = 0; i < kMaxMappingSlots; ++i) {
+  for (int i = 0; i < pool->slots_used; ++i) {
     MappingSlot& s = pool->slots[i];
     if (s.dbid == me->dbid && s.mapping_id == mapping_id && s.worker == me->index &&
         (s.pid == 0 || s.pid == MyProcPid)) {
@@ -284,13 +302,17 @@ void AddBusyTime(int64 us) {
   if (me != nullptr) me->busy_us += us;  // read unlocked by the stats view: a torn read is harmless there
 }
 
+void NoteInFlight(int32 requests) {
+  if (me != nullptr) me->in_flight = requests;
+}
+
 void WakeStreams(Oid dbid, const int32* streams, int n) {
   if (pool == nullptr) return;
   // After every append: no lock. The appender is the only writer of
   // `appends`; a slot freed or reused meanwhile gets a needless wake-up.
   bool wake[kMaxDispatchWorkers] = {false};
   bool any = false;
-  for (auto& s : pool->slots) {
+  for (auto& s : UsedSlots{}) {
     if (s.dbid != dbid) continue;
     bool hit = n < 0;
     for (int i = 0; i < n && !hit; ++i) hit = streams[i] == s.stream_id;
@@ -328,13 +350,13 @@ bool DatabaseHasDispatchers(Oid dbid) {
 
 int PoolWorkersOf(Oid dbid, PoolWorkerInfo* out, int max) {
   int n = Min(max, Max(dispatch_workers, 0));
-  for (int i = 0; i < n; ++i) out[i] = PoolWorkerInfo{i, 0, 0, 0, 0, 0};
+  for (int i = 0; i < n; ++i) out[i] = PoolWorkerInfo{i, 0, 0, 0, 0, 0, 0};
   SpinLockAcquire(&pool->mutex);
   for (auto& w : pool->workers) {
     if (w.dbid != dbid || w.index < 0) continue;
     if (w.index >= n) {  // still running after the pool shrank
       if (n >= max) continue;
-      out[n++] = PoolWorkerInfo{w.index, 0, 0, 0, 0, 0};
+      out[n++] = PoolWorkerInfo{w.index, 0, 0, 0, 0, 0, 0};
       out[n - 1].index = w.index;
     }
     for (int i = 0; i < n; ++i)
@@ -342,9 +364,10 @@ int PoolWorkersOf(Oid dbid, PoolWorkerInfo* out, int max) {
         out[i].pid = w.pid;
         out[i].started_at = w.started_at;
         out[i].busy_us = w.busy_us;
+        out[i].in_flight = w.in_flight;
       }
   }
-  for (auto& s : pool->slots) {
+  for (auto& s : UsedSlots{}) {
     if (s.dbid != dbid) continue;
     for (int i = 0; i < n; ++i)
       if (out[i].index == s.worker) {
@@ -359,7 +382,7 @@ int PoolWorkersOf(Oid dbid, PoolWorkerInfo* out, int max) {
 int AssignmentsOf(Oid dbid, AssignmentInfo* out, int max) {
   int n = 0;
   SpinLockAcquire(&pool->mutex);
-  for (auto& s : pool->slots)
+  for (auto& s : UsedSlots{})
     if (s.dbid == dbid && n < max) out[n++] = AssignmentInfo{s.mapping_id, s.worker, s.pid};
   SpinLockRelease(&pool->mutex);
   return n;

@@ -59,6 +59,7 @@ uint32 MappingAppends(int slot);
 void SetCurrentMapping(int slot);
 // Time this worker spent working (not waiting), for dispatch_worker_stats.
 void AddBusyTime(int64 us);
+void NoteInFlight(int32 requests);  // HTTP requests in flight now
 
 // --- Appender side -------------------------------------------------------
 // New records in these streams of dbid (n < 0: in any stream).
@@ -74,6 +75,7 @@ struct PoolWorkerInfo {
   pid_t pid;  // 0: not running
   TimestampTz started_at;
   int64 busy_us;
+  int32 in_flight;  // HTTP requests
   int32 mappings;  // assigned
   int32 held;      // being served
 };

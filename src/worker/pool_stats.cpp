@@ -30,7 +30,7 @@ PGS_FUNCTION(pgs_dispatch_workers) {
     auto* info = static_cast<pgs::worker::PoolWorkerInfo*>(palloc(sizeof(pgs::worker::PoolWorkerInfo) *
                                                                   pgs::worker::kMaxDispatchWorkers));
     int n = pgs::worker::PoolWorkersOf(MyDatabaseId, info, pgs::worker::kMaxDispatchWorkers);
-    constexpr int kCols = 6;
+    constexpr int kCols = 7;
     auto* values = static_cast<Datum*>(palloc0(sizeof(Datum) * kCols * (n + 1)));
     auto* nulls = static_cast<bool*>(palloc0(sizeof(bool) * kCols * (n + 1)));
     for (int i = 0; i < n; ++i) {
@@ -45,6 +45,8 @@ PGS_FUNCTION(pgs_dispatch_workers) {
       v[4] = Int32GetDatum(info[i].held);
       v[5] = Float8GetDatum(static_cast<double>(info[i].busy_us) / 1e6);
       z[5] = info[i].pid == 0;
+      v[6] = Int32GetDatum(info[i].in_flight);
+      z[6] = info[i].pid == 0;
     }
     Emit(fcinfo, kCols, n, values, nulls);
   });

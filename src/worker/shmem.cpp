@@ -16,8 +16,13 @@ namespace {
 
 constexpr int kMaxDatabases = 256;
 constexpr int kMaxHttpFunctions = 1024;
-int32 held_function = 0;  // the HTTP slot this process holds (released at exit)
-Oid held_dbid = InvalidOid;
+// HTTP slots this process holds (released at exit): per function, how many.
+struct HeldHttp {
+  Oid dbid;
+  int32 function_id;
+  int32 count;
+};
+HeldHttp held_http[kMaxHttpFunctions];
 
 struct DbEntry {
   Oid dbid;
@@ -288,6 +293,16 @@ void RequestReconcile(Oid dbid) {
 uint64 MappingsGeneration() { return pg_atomic_read_u64(&shared->generation); }
 
 bool AcquireHttpSlot(Oid dbid, int32 function_id, int cap) {
+  HeldHttp* mine = nullptr;
+  for (auto& h : held_http)
+    if (h.count > 0 && h.dbid == dbid && h.function_id == function_id) mine = &h;
+  if (mine == nullptr)
+    for (auto& h : held_http)
+      if (h.count == 0) {
+        mine = &h;
+        break;
+      }
+  if (mine == nullptr) return false;
   SpinLockAcquire(&shared->mutex);
   HttpSlot* found = nullptr;
   HttpSlot* free_slot = nullptr;
@@ -300,25 +315,30 @@ bool AcquireHttpSlot(Oid dbid, int32 function_id, int cap) {
     found = free_slot;
   }
   bool ok = found != nullptr && found->in_flight < cap;
-  if (ok) {
-    ++found->in_flight;
-    held_function = function_id;
-    held_dbid = dbid;
-  }
+  if (ok) ++found->in_flight;
   SpinLockRelease(&shared->mutex);
+  if (ok) *mine = HeldHttp{dbid, function_id, mine->count + 1};
   return ok;
 }
 
-void ReleaseHttpSlot() {
-  if (held_function == 0) return;
+void ReleaseHttpSlot(Oid dbid, int32 function_id) {
+  HeldHttp* mine = nullptr;
+  for (auto& h : held_http)
+    if (h.count > 0 && h.dbid == dbid && h.function_id == function_id) mine = &h;
+  if (mine == nullptr) return;
+  --mine->count;
   SpinLockAcquire(&shared->mutex);
   for (auto& h : shared->http)
-    if (h.function_id == held_function && h.dbid == held_dbid && h.in_flight > 0) {
+    if (h.function_id == function_id && h.dbid == dbid && h.in_flight > 0) {
       --h.in_flight;
       break;
     }
   SpinLockRelease(&shared->mutex);
-  held_function = 0;
+}
+
+void ReleaseAllHttpSlots() {
+  for (auto& h : held_http)
+    while (h.count > 0) ReleaseHttpSlot(h.dbid, h.function_id);
 }
 
 void NoteCaptureProgress(Oid dbid, TimestampTz caught_up_at, TimestampTz last_commit_at) {

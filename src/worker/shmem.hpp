@@ -54,8 +54,9 @@ void ArmCallMark(int32 shard, int64 lsn, int32 idx, int timeout_ms);
 void DisarmCallMark();
 void FireCallMark();
 bool TakeFiredCallMark(int32* shard, int64* lsn, int32* idx, int* timeout_ms);
-// MaxConcurrency of HTTP functions: a dispatcher holds at most one slot.
+// MaxConcurrency of HTTP functions: one slot per request in flight.
 bool AcquireHttpSlot(Oid dbid, int32 function_id, int cap);
-void ReleaseHttpSlot();
+void ReleaseHttpSlot(Oid dbid, int32 function_id);
+void ReleaseAllHttpSlots();  // at exit
 
 }  // namespace pgs::worker

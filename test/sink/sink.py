@@ -3,7 +3,8 @@
 
     python3 test/sink/sink.py --port 8765 [--log requests.jsonl]
 
-Every POST is recorded (path, query, headers, body, time, client port) and answered as
+Every POST is recorded (path, query, headers, body, time, client port, and how many
+requests of its path were being answered when it arrived, itself included) and answered as
 its query string asks, so each test chooses its faults through the URL it gives
 the HTTP function:
 
@@ -51,6 +52,7 @@ from urllib.parse import parse_qs, urlsplit
 LOCK = threading.Lock()
 REQUESTS = []
 COUNTS = {}
+ACTIVE = {}  # path -> requests being answered now
 STATS = {}   # quiet paths: path -> {"requests", "records", "bytes", "first", "last"}
 NOTES = {}   # path -> ["seq,created,received", ...]
 SENT = {}    # big= paths: path -> body bytes written by the last answer
@@ -175,14 +177,23 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             n = COUNTS.get(url.path, 0) + 1
             COUNTS[url.path] = n
+            ACTIVE[url.path] = ACTIVE.get(url.path, 0) + 1
             rec = {"path": url.path, "query": url.query, "n": n, "time": time.time(),
                    "peer": self.client_address[1],  # the client's port: one per connection
+                   "active": ACTIVE[url.path],  # requests of this path being answered, this one included
                    "headers": {k.lower(): v for k, v in self.headers.items()},
                    "body": body.decode("utf-8", "replace")}
             REQUESTS.append(rec)
             if LOG:
                 LOG.write(json.dumps(rec) + "\n")
                 LOG.flush()
+        try:
+            return self._answer(url, q, body, n)
+        finally:
+            with LOCK:
+                ACTIVE[url.path] -= 1
+
+    def _answer(self, url, q, body, n):
         if first(q, "big"):
             return self._big(url.path, int(first(q, "big")), first(q, "framing", "chunked"))
         error_ids = first(q, "error_id")
