@@ -430,6 +430,15 @@ Dispatcher::Outcome Dispatcher::InvokeSql(Shard& sh, const Plan& plan, StepStats
   worker::ArmCallMark(sh.state.shard, after.lsn, after.idx, cfg_.target.timeout_ms);
   ErrorData* err = PgCall([&] { return targets::CallSqlFunction(cfg_.owner, cfg_.target.timeout_ms, &call, true); });
   worker::DisarmCallMark();
+  if (err != nullptr && (err->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+                         err->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE)) {
+    // A deadlock or serialization failure against a concurrent transaction
+    // says nothing about the batch: it is retried after a backoff without
+    // using up MaximumRetryAttempts, and counted as a throttle.
+    out.throttled = true;
+    out.error = ErrorText(err);
+    return out;
+  }
   if (err != nullptr) {
     out.verdict.kind = ResponseVerdict::kFailure;
     out.function_error = "Unhandled";

@@ -133,6 +133,35 @@ ok($node->poll_query_until($db, q{SELECT count(*) = 1 FROM out WHERE id = 101 AN
 	're-enabled, it delivers what it missed');
 is(dispatchers(), '2', 'still two dispatcher processes');
 
+# --- A deadlock or serialization failure does not use up retries ----------
+# The handler fails with 40P01 twice, then with 40001 twice (a sequence
+# counts calls: nextval is not rolled back), then works; with
+# MaximumRetryAttempts 0 any ordinary error would send the batch to OnFailure.
+$node->safe_psql($db, q{
+CREATE TABLE dl (id int PRIMARY KEY);
+CREATE TABLE dl_out (id int);
+CREATE TABLE dl_failed (record jsonb);
+CREATE SEQUENCE dl_calls;
+SELECT streams.enable_stream('dl', 'KEYS_ONLY', 1);
+CREATE FUNCTION dl_h(e jsonb) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE n bigint := nextval('dl_calls');
+BEGIN
+    IF n <= 2 THEN RAISE EXCEPTION 'deadlock detected (test)' USING ERRCODE = '40P01'; END IF;
+    IF n <= 4 THEN RAISE EXCEPTION 'could not serialize access (test)' USING ERRCODE = '40001'; END IF;
+    INSERT INTO dl_out SELECT (r->'dynamodb'->'Keys'->'id'->>'N')::int FROM jsonb_array_elements(e->'Records') r;
+END $$;
+SELECT streams.create_function('dl_h', 'dl_h(jsonb)');
+SELECT streams.create_event_source_mapping('{"EventSourceArn":"dl","FunctionName":"dl_h","StartingPosition":"TRIM_HORIZON",
+    "MaximumRetryAttempts":0,"DestinationConfig":{"OnFailure":{"Destination":"dl_failed"}}}');
+INSERT INTO dl VALUES (1), (2);
+});
+ok($node->poll_query_until($db, q{SELECT count(*) = 2 FROM dl_out}, 't', 60),
+	'a handler failing with 40P01 and 40001 is retried until it works');
+is($node->safe_psql($db, q{SELECT count(*) FROM dl_failed}), '0', 'without using up MaximumRetryAttempts (0): nothing sent to OnFailure');
+is($node->safe_psql($db, q{SELECT last_value FROM dl_calls}), '5', 'four failed calls, then one that worked');
+is($node->safe_psql($db, q{SELECT throttles || ' ' || retries || ' ' || failed_batches FROM streams.event_source_mapping_stats WHERE function_name = 'dl_h'}),
+	'4 0 0', 'counted as throttles, not as retries');
+
 # --- kill -9 of a pool worker in the middle of a backlog --------------------
 $node->safe_psql($db, q{INSERT INTO src2 SELECT g, 0 FROM generate_series(1000, 1299) g});
 ok($node->poll_query_until($db, q{SELECT count(*) > 300 FROM out WHERE id >= 1000}), 'delivery of a backlog under way');
