@@ -79,9 +79,10 @@ PoolWorker* FindWorker(Oid dbid, int index) {
   return nullptr;
 }
 
-void WakeWorker(Oid dbid, int index) {
+// Caller holds the mutex; the latch is set after releasing it.
+Latch* LatchOf(Oid dbid, int index) {
   PoolWorker* w = FindWorker(dbid, index);
-  if (w != nullptr && w->pid != 0 && w->latch != nullptr) SetLatch(w->latch);
+  return w != nullptr && w->pid != 0 ? w->latch : nullptr;
 }
 
 }  // namespace
@@ -178,12 +179,15 @@ void AssignMappings(Oid dbid, const MappingRef* enabled, int n, int workers, boo
     ++count[lo];
     wake[hi] = wake[lo] = changed = true;
   }
+  Latch* latches[kMaxDispatchWorkers];
+  int n_latches = 0;
   if (changed) {
     pg_atomic_fetch_add_u64(&pool->assign_generation, 1);
     for (int w = 0; w < workers; ++w)
-      if (wake[w]) WakeWorker(dbid, w);
+      if (wake[w] && (latches[n_latches] = LatchOf(dbid, w)) != nullptr) ++n_latches;
   }
   SpinLockRelease(&pool->mutex);
+  for (int i = 0; i < n_latches; ++i) SetLatch(latches[i]);
 }
 
 bool MappingHeld(Oid dbid, int32 mapping_id) {
@@ -278,15 +282,17 @@ void ReleaseMapping(int slot, bool forget) {
   MappingSlot& s = pool->slots[slot];
   if (current == &s) current = nullptr;
   Oid dbid = s.dbid;
-  int worker = -1;
+  Latch* latch = nullptr;
   SpinLockAcquire(&pool->mutex);
   if (s.pid == MyProcPid) {
     s.pid = 0;
-    if (forget && !s.mark_fired) s = MappingSlot{};
-    else worker = s.worker;  // moved: its new worker may take it now
+    if (forget && !s.mark_fired)
+      s = MappingSlot{};
+    else
+      latch = LatchOf(dbid, s.worker);  // moved: its new worker may take it now
   }
-  if (worker >= 0) WakeWorker(dbid, worker);
   SpinLockRelease(&pool->mutex);
+  if (latch != nullptr) SetLatch(latch);
   if (forget) RequestReconcile(dbid);
 }
 
