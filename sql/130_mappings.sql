@@ -142,8 +142,7 @@ FROM (VALUES ('{"BatchSize": "10"}'), ('{"BatchSize": 1.5}'), ('{"BatchSize": tr
              ('{"BisectBatchOnFunctionError": "true"}'), ('{"BisectBatchOnFunctionError": 1}')) AS c(change);
 -- Values that are valid on AWS but not supported by this version: 0A000.
 SELECT change, esm_create(:'base'::jsonb || change::jsonb) AS error
-FROM (VALUES ('{"ParallelizationFactor": 2}'), ('{"ParallelizationFactor": 10}'),
-             ('{"TumblingWindowInSeconds": 60}'), ('{"TumblingWindowInSeconds": 900}')) AS c(change);
+FROM (VALUES ('{"ParallelizationFactor": 2}'), ('{"ParallelizationFactor": 10}')) AS c(change);
 -- FunctionResponseTypes, FilterCriteria, DestinationConfig.
 SELECT change, esm_create(:'base'::jsonb || change::jsonb) AS error
 FROM (VALUES ('{"FunctionResponseTypes": "ReportBatchItemFailures"}'), ('{"FunctionResponseTypes": [1]}'),
@@ -324,7 +323,6 @@ FROM (VALUES ('{"BatchSize": 0}'), ('{"BatchSize": 10001}'), ('{"BatchSize": "1"
              ('{"MaximumRecordAgeInSeconds": -2}'), ('{"MaximumRecordAgeInSeconds": 30}'),
              ('{"MaximumRecordAgeInSeconds": 604801}'),
              ('{"TumblingWindowInSeconds": -1}'), ('{"TumblingWindowInSeconds": 901}'),
-             ('{"TumblingWindowInSeconds": 60}'),
              ('{"FunctionResponseTypes": ["Foo"]}'),
              ('{"FilterCriteria": {"Filters": [{"Pattern": "{}"}]}}'),
              ('{"Enabled": "yes"}'),

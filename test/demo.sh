@@ -136,6 +136,30 @@ SELECT streams.create_event_source_mapping('{"EventSourceArn": "orders", "Functi
     "StartingPosition": "TRIM_HORIZON", "FilterCriteria": {"Filters": [{"Pattern":
     "{\"eventName\": [\"MODIFY\"], \"dynamodb\": {\"NewImage\": {\"paid\": {\"BOOL\": [true]}}, \"OldImage\": {\"paid\": {\"BOOL\": [false]}}}}"}]}}')
     ->'FilterCriteria' AS filter_criteria;
+-- Tumbling windows: new orders per customer per 5-second window, into a
+-- table (each window's final invocation writes the aggregate it was handed).
+CREATE TABLE orders_per_window (window_start timestamptz, customer text, orders int, total numeric(10,2));
+CREATE FUNCTION count_orders(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    st jsonb := event->'state';
+    r jsonb;
+    c text;
+BEGIN
+    FOR r IN SELECT * FROM jsonb_array_elements(event->'Records') LOOP
+        c := r#>>'{dynamodb,NewImage,customer,S}';
+        st := st || jsonb_build_object(c, jsonb_build_object('n', coalesce((st->c->>'n')::int, 0) + 1,
+            'total', coalesce((st->c->>'total')::numeric, 0) + (r#>>'{dynamodb,NewImage,total,N}')::numeric));
+    END LOOP;
+    IF (event->>'isFinalInvokeForWindow')::boolean THEN
+        INSERT INTO orders_per_window SELECT (event#>>'{window,start}')::timestamptz, key,
+            (value->>'n')::int, (value->>'total')::numeric FROM jsonb_each(st);
+    END IF;
+    RETURN jsonb_build_object('state', st);
+END $$;
+SELECT streams.create_function('count_orders', 'count_orders(jsonb)') IS NOT NULL AS created;
+SELECT streams.create_event_source_mapping('{"EventSourceArn": "orders", "FunctionName": "count_orders",
+    "StartingPosition": "TRIM_HORIZON", "TumblingWindowInSeconds": 5,
+    "FilterCriteria": {"Filters": [{"Pattern": "{\"eventName\": [\"INSERT\"]}"}]}}')->>'TumblingWindowInSeconds' AS window_seconds;
 -- The same pattern tried on an event with streams.test_event_pattern:
 SELECT streams.test_event_pattern('{"dynamodb": {"NewImage": {"paid": {"BOOL": [true]}}}}',
     '{"eventName": "MODIFY", "dynamodb": {"NewImage": {"paid": {"BOOL": true}}}}') AS matches;
@@ -157,6 +181,12 @@ echo "== the read model (orders keyed by customer)"
 pg -c "SELECT * FROM orders_by_customer ORDER BY customer, order_id"
 echo "== payments: only the MODIFY records that set paid (the filtered mapping)"
 pg -c "SELECT order_id, total FROM payments ORDER BY order_id"
+echo "== new orders per customer per 5-second window (TumblingWindowInSeconds; final invocations come by the clock)"
+for _ in $(seq 1 100); do
+  [ "$(pg -At -c "SELECT coalesce(sum(orders), 0) FROM orders_per_window")" = 4 ] && break
+  sleep 0.2
+done
+pg -c "SELECT window_start, customer, orders, total FROM orders_per_window ORDER BY 1, 2"
 echo "== a failed batch in streams.failed_batches"
 pg -At -c "SELECT jsonb_pretty(record) FROM streams.failed_batches ORDER BY id LIMIT 1"
 echo "== pg-streams stats (streams.event_source_mapping_stats)"

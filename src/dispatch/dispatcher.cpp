@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <map>
 
 #include "filter/filter.hpp"
 
@@ -84,6 +85,7 @@ bool Dispatcher::Reload() {
     } else if (ok) {
       if (cfg_.state != "Enabled") SetMappingState(mapping_id_, "Enabled");
       std::vector<ShardState> loaded = LoadShards(mapping_id_);
+      std::map<int32_t, window::ShardWindow> windows = window::Load(mapping_id_);
       std::vector<Shard> shards;
       for (auto& st : loaded) {
         Shard sh;
@@ -93,6 +95,8 @@ bool Dispatcher::Reload() {
           if (old.state.shard == st.shard) sh = old;
         sh.state = std::move(st);
         sh.saved_checkpoint = sh.state.checkpoint;
+        sh.win = sh.saved_win = windows[sh.state.shard];
+        if (cfg_.tumbling_s <= 0) sh.win = window::ShardWindow{};  // windows were turned off
         sh.due_us = 0;
         shards.push_back(std::move(sh));
       }
@@ -152,6 +156,10 @@ void Dispatcher::Save(Shard& sh, const StepStats& stats) {
     return;
   }
   sh.saved_checkpoint = s.checkpoint;
+  if (!(sh.win == sh.saved_win)) {
+    window::Save(mapping_id_, s.shard, sh.win);  // with the checkpoint, in its transaction
+    sh.saved_win = sh.win;
+  }
   if (s.blocked_since_us != 0 && !sh.warned_blocked && blocked_shard_warning_s > 0 &&
       now - s.blocked_since_us >= int64_t{blocked_shard_warning_s} * 1000000) {
     sh.warned_blocked = true;
@@ -316,9 +324,15 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
   Plan plan;
   // A batch being retried keeps the filter it was cut with.
   filter::Filter* f = s.batch_end && sh.batch_filter ? sh.batch_filter.get() : cfg_.filter.get();
-  Scan scan = ReadMatching(s, f, s.batch_end ? kMaxBatchRecords : cfg_.batch_size);
+  const bool windowed = cfg_.tumbling_s > 0;
+  // A windowed mapping reads one record more than a batch: is it of another window?
+  Scan scan = ReadMatching(s, f, s.batch_end ? kMaxBatchRecords : cfg_.batch_size + (windowed ? 1 : 0));
   std::vector<Record>& records = scan.records;
-  if (records.empty()) {
+  // An open window whose records were all sent ends with a final invocation
+  // that has none.
+  const bool empty_final = windowed && !s.batch_end && FinalDue(sh, records, now);
+  if (empty_final) records.clear();
+  if (records.empty() && !empty_final) {
     if (s.batch_end) {
       // The batch's records were trimmed (retention) while it was retried.
       s.checkpoint = *s.batch_end;
@@ -344,21 +358,31 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
   // A new batch: cut at 6 MB, wait for the batching window, then fix its end
   // so that retries see exactly the same records.
   size_t n = records.size();
-  if (!s.batch_end) {
+  if (!s.batch_end && !empty_final) {
+    // A batch never spans two windows; the window's envelope and state
+    // count towards the 6 MB.
+    const size_t in_window = windowed ? WindowPrefix(sh, records) : records.size();
+    const size_t max_payload =
+        kMaxPayload - (windowed ? window::EnvelopeExtra(sh.win.state, s.shard_id, cfg_.stream_arn) : 0);
+    n = in_window;
     size_t bytes = 0;
-    for (size_t i = 0; i < records.size(); ++i) {
-      if (i > 0 && EventSize(bytes + records[i].text.size(), i + 1) > kMaxPayload) {
+    for (size_t i = 0; i < in_window; ++i) {
+      if (i > 0 && EventSize(bytes + records[i].text.size(), i + 1) > max_payload) {
         n = i;
         break;
       }
       bytes += records[i].text.size();
     }
     // A filter that has looked at kMaxScan records sends what it found.
+    n = std::min(n, static_cast<size_t>(cfg_.batch_size));
     bool full = n < records.size() || static_cast<int>(n) >= cfg_.batch_size || scan.capped;
+    if (windowed) plan.win = WindowOfBatch(sh, f, records, n, scan.capped, now);
+    full = full || plan.win.final;  // a window that is over does not wait for the batching window
     if (sh.window_start_us == 0) sh.window_start_us = now;
     int64_t window_end = sh.window_start_us + int64_t{cfg_.window_s} * 1000000;
     if (!full && now < window_end) {
       sh.due_us = window_end;
+      if (windowed) sh.due_us = std::min(sh.due_us, plan.win.end_us + window::kCloseGraceUs);
       return plan;
     }
     records.resize(n);
@@ -368,6 +392,14 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
     // Records of the batch's extent that the filter dropped are passed with it.
     stats.read += scan.seen_upto[n - 1];
     stats.filtered += scan.seen_upto[n - 1] - static_cast<int64_t>(n);
+  }
+
+  if (windowed && s.batch_end) plan.win = WindowOfBatch(sh, f, records, n, scan.capped, now);
+  if (empty_final) {
+    plan.win.on = plan.win.final = true;
+    plan.win.start_us = sh.win.start_us;
+    plan.win.end_us = sh.win.start_us + WindowSizeUs();
+    plan.win.early = sh.win.early;
   }
 
   // Records older than MaximumRecordAgeInSeconds are split off first.
@@ -384,8 +416,13 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
   }
 
   // Retries used up: the batch goes to the OnFailure destination.
-  if (cfg_.max_retries >= 0 && s.attempts > cfg_.max_retries)
+  if (cfg_.max_retries >= 0 && s.attempts > cfg_.max_retries) {
+    if (n == 0) {
+      DropWindow(sh, now, stats);
+      return Plan{};
+    }
     return Fail(sh, records, n, n, "RetryAttemptsExhausted", s.attempts, true, now, stats);
+  }
 
   // A batch that cannot reach its function does not use up retries.
   if (!cfg_.target.exists || !cfg_.target.host_allowed) {
@@ -398,11 +435,17 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
 
   plan.kind = Plan::kInvoke;
   plan.n = n;
-  plan.event = BuildEvent(records, 0, n);
-  stats.iterator_age_ms = (now - records[n - 1].arrival_us) / 1000;
+  plan.event = windowed ? window::BuildEvent(records, 0, n, plan.win, plan.win.start_us == sh.win.start_us
+                                                                          ? sh.win.state : std::string("{}"),
+                                             s.shard_id, cfg_.stream_arn)
+                        : BuildEvent(records, 0, n);
+  if (n > 0) stats.iterator_age_ms = (now - records[n - 1].arrival_us) / 1000;
   if (cfg_.target.http) {
     // The same records always carry the same key, whichever attempt this is.
-    std::string key = targets::Sha256Hex(cfg_.uuid + "/" + First(records) + "/" + SequenceNumber(records[n - 1].pos));
+    std::string first = n > 0 ? First(records) : SequenceNumber(s.checkpoint);
+    std::string last = n > 0 ? SequenceNumber(records[n - 1].pos) : first;
+    std::string key = targets::Sha256Hex(windowed ? window::KeyMaterial(cfg_.uuid, plan.win, first, last)
+                                                  : cfg_.uuid + "/" + first + "/" + last);
     plan.request = HttpRequestFor(cfg_.target, plan.event, key);
   }
   plan.records = std::move(records);
@@ -445,15 +488,16 @@ Dispatcher::Outcome Dispatcher::InvokeSql(Shard& sh, const Plan& plan, StepStats
     out.error = ErrorText(err);
     return out;
   }
+  std::optional<std::string> body;
+  if (call.result != nullptr) body = std::string(call.result);
   if (cfg_.report_item_failures) {
-    std::optional<std::string> body;
-    if (call.result != nullptr) body = std::string(call.result);
     std::vector<std::string> seqs;
     seqs.reserve(plan.n);
     for (size_t i = 0; i < plan.n; ++i) seqs.push_back(SequenceNumber(plan.records[i].pos));
     out.verdict = ReadBatchItemFailures(body, seqs);
     if (out.verdict.kind == ResponseVerdict::kFailure) out.error = "invalid batchItemFailures response";
   }
+  ParseWindowReply(plan, body, &out);  // a windowed function must return its state
   // Exactly once: what the function did stays only when records are
   // checkpointed with it; a batch judged failed is undone and retried.
   bool keep = out.verdict.kind == ResponseVerdict::kSuccess ||
@@ -495,15 +539,16 @@ Dispatcher::Outcome Dispatcher::OutcomeOf(const Plan& plan, const targets::HttpR
                 "): " + targets::ErrorBodyExcerpt(res.body, plan.request.secrets);
     return out;
   }
+  std::optional<std::string> body;
+  if (!res.body.empty()) body = res.body;
   if (cfg_.report_item_failures) {
-    std::optional<std::string> body;
-    if (!res.body.empty()) body = res.body;
     std::vector<std::string> seqs;
     seqs.reserve(plan.n);
     for (size_t i = 0; i < plan.n; ++i) seqs.push_back(SequenceNumber(plan.records[i].pos));
     out.verdict = ReadBatchItemFailures(body, seqs);
     if (out.verdict.kind == ResponseVerdict::kFailure) out.error = "invalid batchItemFailures response";
   }
+  ParseWindowReply(plan, body, &out);
   return out;
 }
 
@@ -528,7 +573,12 @@ void Dispatcher::Apply(Shard& sh, const Plan& plan, const Outcome& o, StepStats&
   if (o.function_error) ++stats.function_errors;
 
   if (o.verdict.kind == ResponseVerdict::kSuccess) {
-    s.checkpoint = records[n - 1].pos;
+    if (plan.win.on) window::AfterSuccess(sh.win, plan.win, o.reply, true);
+    if (n > 0) s.checkpoint = records[n - 1].pos;
+    if (n == 0) {  // a final invocation without records: the shard is not blocked any more
+      s.blocked_since_us = 0;
+      sh.warned_blocked = false;
+    }
     stats.delivered += static_cast<int64_t>(n);
     NextBatch(s);
     sh.due_us = done;
@@ -536,6 +586,7 @@ void Dispatcher::Apply(Shard& sh, const Plan& plan, const Outcome& o, StepStats&
   } else if (o.verdict.kind == ResponseVerdict::kPartial && o.verdict.first_failed > 0) {
     // Records before the lowest reported one are done; the rest is retried
     // as a new batch with a fresh retry count (semantics 3.5).
+    if (plan.win.on) window::AfterSuccess(sh.win, plan.win, o.reply, false);
     s.checkpoint = records[o.verdict.first_failed - 1].pos;
     stats.delivered += static_cast<int64_t>(o.verdict.first_failed);
     s.attempts = 0;
@@ -576,6 +627,7 @@ void Dispatcher::Step(Shard& sh, int64_t now) {
     spi::Session spi;
     StepStats stats;
     plan = Prepare(sh, now, stats);
+    if (plan.kind == Plan::kNone) WakeForWindow(sh);  // the clock ends an open window
     if (plan.kind == Plan::kInvoke && !cfg_.target.http && !cfg_.target.kafka) {
       Outcome o = InvokeSql(sh, plan, stats);
       Apply(sh, plan, o, stats);

@@ -17,6 +17,7 @@
 #include "dispatch/model.hpp"
 #include "dispatch/policy.hpp"
 #include "dispatch/store.hpp"
+#include "dispatch/window.hpp"
 #include "targets/http_client.hpp"
 
 namespace pgs::dispatch {
@@ -73,6 +74,8 @@ class Dispatcher {
     Position saved_checkpoint;  // the checkpoint as last loaded or saved
     bool warned_blocked = false;  // the blocked-shard WARNING was logged for this batch
     std::string last_error;       // of this shard, for that WARNING
+    window::ShardWindow win;        // TumblingWindowInSeconds: the open window (window.hpp)
+    window::ShardWindow saved_win;  // as last loaded or saved
   };
 
   // Records after the checkpoint that the filter matches (all of them
@@ -96,6 +99,7 @@ class Dispatcher {
     size_t fail_to = 0;           // kSendFailure: records [0, fail_to) failed
     std::string failure_doc;
     targets::HttpRequest request;  // kInvoke (HTTP) or kSendFailure
+    window::Invoke win;            // kInvoke of a windowed mapping (n may be 0: a final invocation)
   };
 
   struct Outcome {
@@ -106,6 +110,7 @@ class Dispatcher {
     std::optional<double> retry_after_s;
     std::optional<std::string> error;
     std::optional<KafkaNote> kafka;  // a Kafka target's counters
+    window::Reply reply;  // windowed: the state returned
   };
 
   void Step(Shard& shard, int64_t now);
@@ -128,6 +133,15 @@ class Dispatcher {
   void Save(Shard& shard, const StepStats& stats);
   void NextBatch(ShardState& s);
   void SetResult(const char* result);
+  // Tumbling windows (dispatch_window.cpp).
+  int64_t WindowSizeUs() const { return int64_t{cfg_.tumbling_s} * 1000000; }
+  bool FinalDue(Shard& sh, const std::vector<Record>& records, int64_t now) const;
+  size_t WindowPrefix(const Shard& sh, const std::vector<Record>& records) const;
+  window::Invoke WindowOfBatch(Shard& sh, filter::Filter* f, const std::vector<Record>& records, size_t n,
+                               bool capped, int64_t now);
+  void DropWindow(Shard& sh, int64_t now, StepStats& stats);
+  void WakeForWindow(Shard& sh) const;
+  void ParseWindowReply(const Plan& plan, const std::optional<std::string>& body, Outcome* out) const;
 
   // A SQL handler call that ran past its timeout and ended the previous
   // dispatcher of this mapping (worker::FireCallMark): the batch of that

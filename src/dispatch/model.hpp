@@ -61,6 +61,7 @@ struct MappingConfig {
   TargetConfig target;
   int batch_size = 100;
   int window_s = 0;
+  int tumbling_s = 0;    // TumblingWindowInSeconds (0: off)
   int max_retries = -1;  // -1: until the records expire
   int max_age_s = -1;    // -1: no limit
   bool bisect = false;

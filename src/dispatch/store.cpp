@@ -40,7 +40,8 @@ bool LoadMapping(int32_t mapping_id, MappingConfig* out) {
       " m.maximum_record_age, m.bisect, 'ReportBatchItemFailures' = ANY (m.response_types),"
       " m.destination_table::int8, m.destination_function,"
       " (extract(epoch FROM m.starting_timestamp) * 1000000)::int8, m.owner::int8, m.enabled, m.state,"
-      " m.last_result, m.function_owner::int8, m.destination_owner::int8, m.filter_criteria::text"
+      " m.last_result, m.function_owner::int8, m.destination_owner::int8, m.filter_criteria::text,"
+      " m.tumbling_window"
       " FROM streams.event_source_mapping m"
       " WHERE m.mapping_id = $1";
   Oid types[1] = {INT4OID};
@@ -70,6 +71,7 @@ bool LoadMapping(int32_t mapping_id, MappingConfig* out) {
   const auto function_owner = static_cast<uint32_t>(spi::Int64(0, 19).value_or(0));
   const auto destination_owner = static_cast<uint32_t>(spi::Int64(0, 20).value_or(0));
   c.filter_criteria = spi::Text(0, 21).value_or("");
+  c.tumbling_s = spi::Int32(0, 22).value_or(0);
   c.target = LoadTarget(c.function_name, function_owner);
   if (!c.dest_function.empty()) c.destination = LoadTarget(c.dest_function, destination_owner);
   *out = std::move(c);

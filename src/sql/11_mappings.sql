@@ -52,6 +52,13 @@ CREATE TABLE streams.mapping_shard (
     attempts          integer     NOT NULL DEFAULT 0,      -- invocations of the current batch
     retry_at          timestamptz,
     blocked_since     timestamptz,            -- the current batch has failed since (NULL: it has not)
+    -- TumblingWindowInSeconds: the open window (NULL: none), the state its
+    -- next invocation gets, whether it was terminated early, and where the
+    -- next window may start (the end of the last closed one).
+    window_start      timestamptz,
+    window_state      jsonb,
+    window_early      boolean     NOT NULL DEFAULT false,
+    window_floor      timestamptz,
     records_read      bigint      NOT NULL DEFAULT 0,
     records_filtered  bigint      NOT NULL DEFAULT 0,
     records_delivered bigint      NOT NULL DEFAULT 0,
@@ -435,14 +442,16 @@ BEGIN
         END IF;
     END IF;
 
+    -- A window's state is per shard: it cannot be split between the lanes
+    -- of a shard.
+    IF m.tumbling_window > 0 AND m.parallelization_factor > 1 THEN
+        PERFORM streams._raise('22023', 'InvalidParameterValueException',
+            'TumblingWindowInSeconds cannot be used with ParallelizationFactor greater than 1: a window''s state is kept per shard');
+    END IF;
     -- Features that come with later versions: refuse rather than ignore.
     IF m.parallelization_factor > 1 THEN
         PERFORM streams._raise('0A000', 'InvalidParameterValueException',
             'ParallelizationFactor greater than 1 is not supported by this version of pg_streams');
-    END IF;
-    IF m.tumbling_window > 0 THEN
-        PERFORM streams._raise('0A000', 'InvalidParameterValueException',
-            'TumblingWindowInSeconds greater than 0 is not supported by this version of pg_streams');
     END IF;
     RETURN m;
 END $$;

@@ -28,6 +28,9 @@ SELECT m.uuid,
        min(ms.retry_at)              AS next_attempt_at,
        -- The oldest shard retrying one batch: failing since.
        min(ms.blocked_since)         AS blocked_since,
+       -- TumblingWindowInSeconds: shards with a window open, the oldest one's start.
+       count(ms.window_start)        AS open_windows,
+       min(ms.window_start)          AS oldest_open_window,
        sum(b.backlog)                AS backlog,
        jsonb_object_agg(coalesce(streams._shard_id(s, ms.shard), ms.shard::text), b.backlog) AS backlog_per_shard
 FROM streams.event_source_mapping m

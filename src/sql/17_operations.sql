@@ -53,7 +53,7 @@ BEGIN
         UPDATE streams.mapping_shard ms
            SET (ck_lsn, ck_idx) = (SELECT c.lsn, c.idx FROM streams._starting_checkpoint(m, ms.shard) AS c),
                batch_end_lsn = NULL, batch_end_idx = NULL, pending_lsn = '{}', pending_idx = '{}', attempts = 0,
-               retry_at = NULL
+               retry_at = NULL, window_start = NULL, window_state = NULL, window_early = false, window_floor = NULL
          WHERE ms.mapping_id = m.mapping_id;
         GET DIAGNOSTICS moved = ROW_COUNT;
         UPDATE streams.event_source_mapping e
@@ -87,7 +87,8 @@ BEGIN
             END IF;
             -- The checkpoint is the last record processed: just before it.
             UPDATE streams.mapping_shard ms SET ck_lsn = seq.lsn, ck_idx = seq.idx - 1, batch_end_lsn = NULL,
-                   batch_end_idx = NULL, pending_lsn = '{}', pending_idx = '{}', attempts = 0, retry_at = NULL
+                   batch_end_idx = NULL, pending_lsn = '{}', pending_idx = '{}', attempts = 0, retry_at = NULL,
+                   window_start = NULL, window_state = NULL, window_early = false, window_floor = NULL
             WHERE ms.mapping_id = m.mapping_id AND ms.shard = p_shard;
             moved := moved + 1;
         END LOOP;
