@@ -79,9 +79,12 @@ void Dispatcher::DropWindow(Shard& sh, int64_t now, StepStats& stats) {
   sh.due_us = now;
 }
 
-void Dispatcher::WakeForWindow(Shard& sh) const {
+// A shard idle with a window open is due when the clock ends it (a window
+// already over was handled by this step, which set when to come back).
+void Dispatcher::WakeForWindow(Shard& sh, int64_t now) const {
   if (cfg_.tumbling_s <= 0 || sh.win.start_us == 0) return;
-  sh.due_us = std::min(sh.due_us, sh.win.start_us + WindowSizeUs() + window::kCloseGraceUs);
+  const int64_t close = sh.win.start_us + WindowSizeUs() + window::kCloseGraceUs;
+  if (close > now) sh.due_us = std::min(sh.due_us, close);
 }
 
 void Dispatcher::ParseWindowReply(const Plan& plan, const std::optional<std::string>& body, Outcome* out) const {

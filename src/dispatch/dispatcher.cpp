@@ -627,7 +627,7 @@ void Dispatcher::Step(Shard& sh, int64_t now) {
     spi::Session spi;
     StepStats stats;
     plan = Prepare(sh, now, stats);
-    if (plan.kind == Plan::kNone) WakeForWindow(sh);  // the clock ends an open window
+    if (plan.kind == Plan::kNone) WakeForWindow(sh, now);  // the clock ends an open window
     if (plan.kind == Plan::kInvoke && !cfg_.target.http && !cfg_.target.kafka) {
       Outcome o = InvokeSql(sh, plan, stats);
       Apply(sh, plan, o, stats);

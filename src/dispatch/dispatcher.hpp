@@ -140,7 +140,7 @@ class Dispatcher {
   window::Invoke WindowOfBatch(Shard& sh, filter::Filter* f, const std::vector<Record>& records, size_t n,
                                bool capped, int64_t now);
   void DropWindow(Shard& sh, int64_t now, StepStats& stats);
-  void WakeForWindow(Shard& sh) const;
+  void WakeForWindow(Shard& sh, int64_t now) const;
   void ParseWindowReply(const Plan& plan, const std::optional<std::string>& body, Outcome* out) const;
 
   // A SQL handler call that ran past its timeout and ended the previous
