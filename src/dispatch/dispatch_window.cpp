@@ -75,6 +75,8 @@ void Dispatcher::DropWindow(Shard& sh, int64_t now, StepStats& stats) {
   inv.end_us = w.start_us + WindowSizeUs();
   window::AfterSuccess(w, inv, window::Reply{}, true);
   (void)stats;
+  sh.state.blocked_since_us = 0;  // the shard moves on
+  sh.warned_blocked = false;
   NextBatch(sh.state);
   sh.due_us = now;
 }
