@@ -274,6 +274,38 @@ $node->safe_psql($db, q{INSERT INTO t_ff VALUES (2)});
 ok($node->poll_query_until($db, q{SELECT count(*) > 0 FROM calls WHERE tag = 'ff' AND event->'state' = '{}' AND jsonb_array_length(event->'Records') = 1
 	AND event->'Records' @> '[{"dynamodb": {"Keys": {"id": {"N": "2"}}}}]'}), 'the next window starts with {}');
 
+# --- Bisect within a window ---------------------------------------------
+$node->safe_psql($db, q{
+CREATE TABLE t_bis (id int PRIMARY KEY);
+SELECT streams.enable_stream('t_bis', 'KEYS_ONLY', 1);
+CREATE TABLE bis_fails (record jsonb);
+CREATE FUNCTION h_bis(e jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM log_call('bis', e);
+    IF e->'Records' @> '[{"dynamodb": {"Keys": {"id": {"N": "3"}}}}]' THEN
+        RAISE EXCEPTION 'record 3 fails';
+    END IF;
+    RETURN jsonb_build_object('state', jsonb_build_object('n', coalesce((e->'state'->>'n')::int, 0)
+                                                             + jsonb_array_length(e->'Records')));
+END $$;
+SELECT streams.create_function('h_bis', 'h_bis(jsonb)');
+});
+esm('{"EventSourceArn":"t_bis","FunctionName":"h_bis","StartingPosition":"TRIM_HORIZON","TumblingWindowInSeconds":4,'
+	. '"BatchSize":4,"BisectBatchOnFunctionError":true,"MaximumRetryAttempts":0,'
+	. '"DestinationConfig":{"OnFailure":{"Destination":"bis_fails"}}}');
+at_window_start(4);
+$node->safe_psql($db, q{INSERT INTO t_bis SELECT generate_series(1, 4)});
+ok($node->poll_query_until($db, q{SELECT count(*) > 0 FROM calls WHERE tag = 'bis' AND (event->>'isFinalInvokeForWindow')::boolean
+	AND NOT event->'Records' @> '[{"dynamodb": {"Keys": {"id": {"N": "3"}}}}]'}), 'the bisected window ends');
+is(q1(q{SELECT event->'state'->>'n' FROM calls WHERE tag = 'bis' AND (event->>'isFinalInvokeForWindow')::boolean
+	AND NOT event->'Records' @> '[{"dynamodb": {"Keys": {"id": {"N": "3"}}}}]' ORDER BY n LIMIT 1})
+	+ q1(q{SELECT jsonb_array_length(event->'Records') FROM calls WHERE tag = 'bis' AND (event->>'isFinalInvokeForWindow')::boolean
+	AND NOT event->'Records' @> '[{"dynamodb": {"Keys": {"id": {"N": "3"}}}}]' ORDER BY n LIMIT 1}), 3,
+	'the window\'s aggregate counts the three records that succeeded, once');
+is(q1(q{SELECT string_agg(r->'dynamodb'->'Keys'->'id'->>'N', ',') FROM bis_fails, jsonb_array_elements(record->'payload'->'Records') r}),
+	'3', 'bisect within the window isolated record 3 for OnFailure');
+is(q1(q{SELECT count(DISTINCT event->'window') FROM calls WHERE tag = 'bis'}), '1', 'every invocation was of the one window');
+
 # --- HTTP target: the windowed envelope through the loopback sink --------
 my ($sink, $base) = start_sink();
 ok(defined $base, 'sink is up');
