@@ -26,6 +26,18 @@ FROM (VALUES ('{"TumblingWindowInSeconds": -1}'), ('{"TumblingWindowInSeconds": 
 SELECT win_try(format('SELECT streams.create_event_source_mapping(%L)',
        :'base'::jsonb || '{"TumblingWindowInSeconds": 60, "ParallelizationFactor": 2}')) AS error;
 
+-- A Kafka topic returns no state: not with a window, on create or update.
+SELECT streams.create_kafka_function('win-k', 'broker1:9092', 'orders') IS NOT NULL AS registered;
+SELECT win_try(format('SELECT streams.create_event_source_mapping(%L)',
+       jsonb_build_object('EventSourceArn', :'arn', 'FunctionName', 'win-k', 'StartingPosition', 'LATEST',
+                          'TumblingWindowInSeconds', 60))) AS error;
+SELECT streams.create_event_source_mapping(jsonb_build_object('EventSourceArn', :'arn', 'FunctionName', 'win-k',
+       'StartingPosition', 'LATEST', 'MaximumRetryAttempts', 0)) ->>'TumblingWindowInSeconds' AS kafka_without_window;
+SELECT uuid AS u_k FROM streams.event_source_mapping WHERE function_name = 'win-k' \gset
+SELECT win_try(format('SELECT streams.update_event_source_mapping(%L, %L)', :'u_k', '{"TumblingWindowInSeconds": 5}')) AS error;
+SELECT streams.delete_event_source_mapping(:'u_k') IS NOT NULL AS deleted;
+SELECT streams.delete_function('win-k');
+
 -- 0..900 are accepted; the document shows the value.
 SELECT (streams.create_event_source_mapping(:'base'::jsonb || '{"TumblingWindowInSeconds": 900}')
         ->>'TumblingWindowInSeconds') AS created_900;

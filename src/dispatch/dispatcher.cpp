@@ -424,6 +424,17 @@ Dispatcher::Plan Dispatcher::Prepare(Shard& sh, int64_t now, StepStats& stats) {
     return Fail(sh, records, n, n, "RetryAttemptsExhausted", s.attempts, true, now, stats);
   }
 
+  // A Kafka function registered under the mapped name after the mapping got
+  // its window: it returns no state, so nothing is sent (no retry used).
+  if (windowed && cfg_.target.kafka) {
+    stats.error = "TumblingWindowInSeconds needs a SQL or HTTP function: " + cfg_.function_name +
+                  " is a Kafka topic, which returns no state";
+    s.retry_at_us = now + std::min<int64_t>(BackoffMs(++sh.unavailable), kAccessRecheckMs) * 1000;
+    sh.due_us = s.retry_at_us;
+    SetResult("PROBLEM: Function call failed");
+    return plan;
+  }
+
   // A batch that cannot reach its function does not use up retries.
   if (!cfg_.target.exists || !cfg_.target.host_allowed) {
     stats.error = cfg_.target.exists ? NotAllowedText(cfg_.target) : "Function not found: " + cfg_.function_arn;

@@ -88,7 +88,7 @@ void AfterSuccess(ShardWindow& w, const Invoke& inv, const Reply& reply, bool wh
   }
   w.start_us = inv.start_us;
   w.early = inv.early || reply.too_big;
-  w.state = reply.too_big ? "{}" : reply.state;
+  w.state = reply.too_big || !reply.ok ? "{}" : reply.state;
 }
 
 std::string KeyMaterial(const std::string& mapping_uuid, const Invoke& inv, const std::string& first,

@@ -444,6 +444,13 @@ BEGIN
 
     -- A window's state is per shard: it cannot be split between the lanes
     -- of a shard.
+    -- A Kafka topic returns nothing: there is no state to carry.
+    IF m.tumbling_window > 0 AND EXISTS (SELECT 1 FROM streams.function f
+                                         WHERE f.function_name = m.function_name AND f.owner = m.function_owner
+                                           AND f.kind = 'kafka') THEN
+        PERFORM streams._raise('22023', 'InvalidParameterValueException',
+            format('TumblingWindowInSeconds needs a SQL or HTTP function: %s is a Kafka topic, which returns no state', m.function_name));
+    END IF;
     IF m.tumbling_window > 0 AND m.parallelization_factor > 1 THEN
         PERFORM streams._raise('22023', 'InvalidParameterValueException',
             'TumblingWindowInSeconds cannot be used with ParallelizationFactor greater than 1: a window''s state is kept per shard');
