@@ -156,7 +156,7 @@ SELECT (:'summary'::jsonb)->'BatchesRedriven' AS redriven, (:'summary'::jsonb)->
 CALL streams.redrive_failed_batches(options => '{"FunctionName": "rd_h"}') \gset
 SELECT (:'summary'::jsonb)->'BatchesRefused' AS refused, (:'summary'::jsonb)->'Problems'->>0 AS why;
 SELECT count(*) AS kept FROM streams.failed_batches;
-SELECT streams._redrive_invoke('rd_h', '{"Records":[]}', '');
+SELECT streams._redrive_invoke('rd_h', '{"Records":[]}', '', 'rd_b'::regrole);
 RESET ROLE;
 SELECT count(*) AS not_called FROM rd_seen;
 SET ROLE rd_a;

@@ -76,14 +76,18 @@ BEGIN
         'bisect', coalesce(m.bisect, false),
         'partial', coalesce('ReportBatchItemFailures' = ANY (m.response_types), false),
         'destination_table', CASE WHEN function_name IS NULL THEN m.destination_table::text END,
-        'destination_function', CASE WHEN function_name IS NULL THEN m.destination_function END);
+        'destination_function', CASE WHEN function_name IS NULL THEN m.destination_function END,
+        -- User code runs as its owner, as the dispatcher runs it: the mapping's
+        -- owner, or the named function's owner.
+        'run_as', CASE WHEN m.mapping_id IS NOT NULL AND function_name IS NULL THEN m.owner ELSE f.owner END::oid);
 END $$;
 
--- Calls function fname with event once, as the caller (a member of its
--- owner or of the mapping's owner, checked by _redrive_target). Returns
+-- Calls function fname with event once, as role run_as (the mapping's
+-- owner or the function's, see _redrive_target; the caller must be a member
+-- of it), as a security-restricted operation. Returns
 -- {"ok":true,"response":...} or {"ok":false,"error":...}; a failed SQL call's
 -- effects are rolled back.
-CREATE FUNCTION streams._redrive_invoke(fname text, event jsonb, search_path text) RETURNS jsonb
+CREATE FUNCTION streams._redrive_invoke(fname text, event jsonb, search_path text, run_as oid) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     caller oid := streams._caller();
@@ -99,6 +103,10 @@ BEGIN
            WHERE e.destination_function = f.function_name AND e.destination_owner = f.owner AND pg_has_role(caller, e.owner, 'USAGE')) THEN
         PERFORM streams._raise('42501', 'AccessDeniedException', format('may not invoke function %s', f.function_name));
     END IF;
+    IF run_as IS NULL OR NOT pg_has_role(caller, run_as, 'USAGE') THEN
+        PERFORM streams._raise('42501', 'AccessDeniedException',
+            format('may not run function %s as role %s', f.function_name, coalesce(run_as::regrole::text, 'null')));
+    END IF;
     IF f.kind NOT IN ('sql', 'http') THEN
         RETURN jsonb_build_object('ok', false,
             'error', format('function %s is a %s target: redrive calls SQL and HTTP functions only', f.function_name, f.kind));
@@ -109,7 +117,7 @@ BEGIN
     END IF;
     BEGIN
         IF f.kind = 'sql' THEN
-            resp := streams._invoke_sql(caller, streams._handler_oid(f), f.timeout_seconds, event, search_path);
+            resp := streams._invoke_sql(run_as, streams._handler_oid(f), f.timeout_seconds, event, search_path);
         ELSE
             resp := streams._invoke_http(f.function_name, f.owner, event);
         END IF;
@@ -203,7 +211,8 @@ BEGIN
         a := ranges[1]; b := ranges[2];
         part := (SELECT coalesce(jsonb_agg(r ORDER BY o), '[]') FROM jsonb_array_elements(recs) WITH ORDINALITY AS x(r, o)
                  WHERE o > a AND o <= b);
-        res := streams._redrive_invoke(t->>'function', jsonb_build_object('Records', part), current_setting('search_path'));
+        res := streams._redrive_invoke(t->>'function', jsonb_build_object('Records', part), current_setting('search_path'),
+                                       (t->>'run_as')::oid);
         invokes := invokes + 1;
         attempts := attempts + 1;
         err := NULL;
@@ -347,7 +356,8 @@ BEGIN
         res := streams._redrive_deliver(r.record, t);
         FOR doc IN SELECT * FROM jsonb_array_elements(res->'failures') LOOP
             IF t->>'destination_function' IS NOT NULL THEN
-                PERFORM streams._redrive_invoke(t->>'destination_function', doc, current_setting('search_path'));
+                PERFORM streams._redrive_invoke(t->>'destination_function', doc, current_setting('search_path'),
+                                                (t->>'run_as')::oid);
             ELSE
                 EXECUTE format('INSERT INTO %s (record) VALUES ($1)', coalesce(t->>'destination_table', failure_table::text))
                     USING doc;

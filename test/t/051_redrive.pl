@@ -103,5 +103,45 @@ is($node->safe_psql($db, q{
 	       || ':' || (record->'requestContext'->>'condition')
 	FROM my_failures}), '1:47:RetryAttemptsExhausted', 'bisect isolated the poison record in a new failure record');
 
+# User code runs as its owner: a superuser redriving an unprivileged role's
+# failed batch runs the handler as the mapping's owner, security-restricted.
+$node->safe_psql($db, q{
+CREATE ROLE carol LOGIN;
+CREATE TABLE csrc (id int PRIMARY KEY);
+CREATE TABLE cgot (who text, restricted text);
+CREATE TABLE cmode (fail boolean);
+INSERT INTO cmode VALUES (true);
+ALTER TABLE csrc OWNER TO carol;
+ALTER TABLE cgot OWNER TO carol;
+ALTER TABLE cmode OWNER TO carol;
+CREATE FUNCTION ch(event jsonb) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  restricted text := 'no';
+BEGIN
+  IF (SELECT fail FROM public.cmode) THEN RAISE EXCEPTION 'not yet'; END IF;
+  BEGIN
+    CREATE TEMP TABLE probe (x int);  -- refused in a security-restricted operation
+  EXCEPTION WHEN insufficient_privilege THEN restricted := 'yes';
+  END;
+  INSERT INTO public.cgot VALUES (current_user, restricted);
+END $$;
+ALTER FUNCTION ch(jsonb) OWNER TO carol;
+SET ROLE carol;
+SELECT streams.enable_stream('csrc', 'KEYS_ONLY', 1);
+SELECT streams.create_function('ch', 'public.ch(jsonb)');
+});
+my $cuuid = $node->safe_psql($db, q{
+SET ROLE carol;
+SELECT streams.create_event_source_mapping('{"EventSourceArn":"csrc","FunctionName":"ch","StartingPosition":"TRIM_HORIZON",
+  "MaximumRetryAttempts":0,"DestinationConfig":{"OnFailure":{"Destination":"streams.failed_batches"}}}')->>'UUID'});
+$node->safe_psql($db, q{INSERT INTO csrc VALUES (1)});
+$node->safe_psql($db, "SELECT streams.wait_for_delivery('$cuuid', '120 s')");
+is($node->safe_psql($db, q{SELECT count(*) FROM streams.failed_batches}), '1', "carol's batch failed");
+$node->safe_psql($db, q{UPDATE cmode SET fail = false});
+$summary = $node->safe_psql($db, q{CALL streams.redrive_failed_batches()});
+like($summary, qr/"RecordsDelivered": 1\b/, "a superuser redrove carol's batch");
+is($node->safe_psql($db, q{SELECT who || ':' || restricted FROM cgot}), 'carol:yes',
+	"the handler ran as carol, the mapping's owner, security-restricted");
+
 $node->stop;
 done_testing();
