@@ -118,21 +118,26 @@ BEGIN
     RETURN streams._function_doc(f);
 END $$;
 
+-- Options given as text (what a string literal resolves to) as jsonb: text
+-- that is not JSON fails with an error that does not quote it (it may hold
+-- secrets). Its callers set log_min_error_statement = panic for the same reason.
+CREATE FUNCTION streams._secret_options(options text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp SET log_min_error_statement = panic AS $$
+BEGIN
+    RETURN options::jsonb;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM streams._raise('22P02', 'InvalidParameterValueException',
+        'options must be a JSON object: the text given is not valid JSON (its content is not shown: it may hold secrets)');
+END $$;
+REVOKE ALL ON FUNCTION streams._secret_options(text) FROM PUBLIC;
+
 -- The same with the options as text (what a string literal resolves to):
 -- options that are not JSON fail with an error that does not quote them.
 CREATE FUNCTION streams.create_http_function(function_name text, url text, options text)
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp SET log_min_error_statement = panic AS $$
-DECLARE
-    parsed jsonb;
 BEGIN
-    BEGIN
-        parsed := options::jsonb;
-    EXCEPTION WHEN OTHERS THEN
-        PERFORM streams._raise('22P02', 'InvalidParameterValueException',
-            'options must be a JSON object: the text given is not valid JSON (its content is not shown: it may hold secrets)');
-    END;
-    RETURN streams.create_http_function(function_name, url, parsed);
+    RETURN streams.create_http_function(function_name, url, streams._secret_options(options));
 END $$;
 
 -- Data leaves the database: a superuser decides who may do this, by GRANT.

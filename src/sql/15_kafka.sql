@@ -129,16 +129,8 @@ END $$;
 CREATE FUNCTION streams.create_kafka_function(function_name text, bootstrap_servers text, topic text, options text)
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp SET log_min_error_statement = panic AS $$
-DECLARE
-    parsed jsonb;
 BEGIN
-    BEGIN
-        parsed := options::jsonb;
-    EXCEPTION WHEN OTHERS THEN
-        PERFORM streams._raise('22P02', 'InvalidParameterValueException',
-            'options must be a JSON object: the text given is not valid JSON (its content is not shown: it may hold secrets)');
-    END;
-    RETURN streams.create_kafka_function(function_name, bootstrap_servers, topic, parsed);
+    RETURN streams.create_kafka_function(function_name, bootstrap_servers, topic, streams._secret_options(options));
 END $$;
 
 -- Data leaves the database: a superuser decides who may do this, by GRANT.
